@@ -1,0 +1,3 @@
+"""sweeplab: experiment sweeps for neural-network pruning research."""
+
+__version__ = "0.1.0"

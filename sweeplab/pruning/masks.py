@@ -1,0 +1,120 @@
+"""Scores to masks (global or per-layer thresholds, exact counts) and masks onto a model.
+
+Masks are dict[str, Tensor] keyed by parameter name ("fc1.weight"), 1 = keep, 0 = pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import prune
+
+from sweeplab.errors import SweeplabError
+
+# Modules whose `weight` is prunable; biases and norm parameters are not (they still count
+# in params_total and compression).
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def prunable_parameters(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, Tensor]:
+    """Weights of the model's Linear and Conv layers, keyed by parameter name.
+
+    Args:
+        model: any nn.Module.
+        exclude: module names whose weights stay dense (e.g. "fc3").
+    Returns:
+        name -> weight tensor (the live tensor; the original one if a mask is attached).
+    """
+    excluded = set(exclude)
+    found = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES) and module_name not in excluded:
+            weight = getattr(module, "weight_orig", module.weight)
+            found[f"{module_name}.weight"] = weight
+    unknown = excluded - {n for n, _ in model.named_modules()}
+    if unknown:
+        raise SweeplabError(f"pruning.exclude names unknown layers {sorted(unknown)}; use module names")
+    if not found:
+        raise SweeplabError(
+            f"model {type(model).__name__} has no prunable layer (Linear or Conv weights); "
+            "use a model with such layers or remove layers from pruning.exclude"
+        )
+    return found
+
+
+def _count(sparsity: float, n: int) -> int:
+    # The same rounding as torch.nn.utils.prune (round half to even), so masks match it.
+    return round(sparsity * n)
+
+
+def _lowest(flat: Tensor, k: int) -> Tensor:
+    """Boolean keep-mask of flat with its k lowest entries off (ties broken by position)."""
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    if k > 0:
+        order = torch.argsort(flat, stable=True)
+        keep[order[:k]] = False
+    return keep
+
+
+def threshold(scores: dict[str, Tensor], sparsity: float, scope: str) -> dict[str, Tensor]:
+    """Prune the lowest-scoring fraction `sparsity` of weights, exactly round(s * n) of them.
+
+    Args:
+        scores: name -> score tensor (higher = more important), shaped like the weight.
+        sparsity: fraction in [0, 1) to set to zero.
+        scope: "global" (one threshold across layers) or "layer" (the fraction in each layer).
+    Returns:
+        name -> float mask (1 keep, 0 prune) on the score's device.
+    """
+    if scope == "layer":
+        return {
+            name: _lowest(s.detach().flatten().float(), _count(sparsity, s.numel())).view_as(s).float()
+            for name, s in scores.items()
+        }
+    if scope != "global":
+        raise SweeplabError(f"pruning.scope={scope!r} is not one of ['global', 'layer']")
+    flat = torch.cat([s.detach().flatten().float() for s in scores.values()])
+    keep = _lowest(flat, _count(sparsity, flat.numel()))
+    masks, start = {}, 0
+    for name, s in scores.items():
+        masks[name] = keep[start : start + s.numel()].view_as(s).float()
+        start += s.numel()
+    return masks
+
+
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    module_name, _, param = name.rpartition(".")
+    return model.get_submodule(module_name), param
+
+
+def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
+    """Attach masks with torch.nn.utils.prune: weight = weight_orig * mask in every forward.
+
+    Gradients of masked entries are zero through the product, so masked weights stay exactly
+    zero under any optimizer (momentum, weight decay and Adam only move weight_orig).
+    """
+    for name, mask in masks.items():
+        module, param = _owner(model, name)
+        prune.custom_from_mask(module, param, mask.to(getattr(module, param).device))
+
+
+def remove_masks(model: nn.Module) -> None:
+    """Make attached masks permanent: weight becomes a plain parameter with zeros in place."""
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(module, hook._tensor_name)
+
+
+def sparsity_of(masks: dict[str, Tensor]) -> float:
+    """Fraction of masked-out entries over all masks."""
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.sum()) for m in masks.values())
+    return 1.0 - kept / total
+
+
+def layer_sparsity(masks: dict[str, Tensor]) -> dict[str, float]:
+    """Fraction of masked-out entries per parameter name."""
+    return {name: 1.0 - float(m.sum()) / m.numel() for name, m in masks.items()}

@@ -1,0 +1,168 @@
+"""The Hydra task: compose, identify, skip finished runs, run the pipeline, write the row.
+
+The only module (with cli.py) that sees DictConfig. torch and Lightning are imported only once
+a run really has to execute, so re-running a finished sweep costs seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab import store
+from sweeplab.errors import SweeplabError
+from sweeplab.provenance import git_sha, versions
+from sweeplab.row import ResultRow
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def _choice(group: str, default: str) -> str:
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get(group) or default
+    return default
+
+
+def _labels(cfg: DictConfig, rid: str, did: str) -> dict[str, Any]:
+    return {
+        "run_id": rid,
+        "dense_id": did,
+        "experiment": _choice("experiment", "adhoc"),
+        "data": str(cfg.data.get("name", _choice("data", "?"))),
+        "model": str(cfg.model.get("name", _choice("model", "?"))),
+        "strategy": str(cfg.pruning.get("name", _choice("pruning", "?"))),
+        "scope": str(cfg.pruning.get("scope", "global")),
+        "schedule": "oneshot",
+        "recovery": "finetune",
+        "seed": cfg.seed,
+        "sparsity_requested": cfg.pruning.get("sparsity"),
+    }
+
+
+def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
+    """Instantiate and check every part of the run; raises SweeplabError on bad input."""
+    from hydra.utils import instantiate
+
+    from sweeplab.lit import TrainConfig
+    from sweeplab.pipeline import RunSpec
+
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise SweeplabError(f"seed={cfg.seed!r} is not an integer; use e.g. seed=0")
+    pruner = instantiate(cfg.pruning)
+    train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)).check("train")
+    finetune = TrainConfig(**OmegaConf.to_container(cfg.finetune, resolve=True)).check(
+        "finetune", allow_zero_epochs=True
+    )
+    trainer = cfg.trainer
+    if trainer.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(trainer.threads))
+    logger_factory = instantiate(cfg.logger) if cfg.get("logger") else None
+    return RunSpec(
+        run_id=rid,
+        dense_id=did,
+        seed=int(cfg.seed),
+        load_data=lambda: instantiate(cfg.data),
+        build_model=lambda shape, classes: instantiate(
+            cfg.model, input_shape=list(shape), num_classes=classes
+        ),
+        train=train,
+        finetune=finetune,
+        pruner=pruner,
+        cache_dir=Path(cfg.paths.cache_dir),
+        accelerator=str(trainer.accelerator),
+        devices=int(trainer.devices),
+        logger=logger_factory(name=rid) if logger_factory else None,
+    )
+
+
+def execute(cfg: DictConfig) -> ResultRow | None:
+    """Run one composed config; returns its row, or None when it was already finished."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    rid, did = store.run_id(resolved), store.dense_id(resolved)
+    results_dir = cfg.paths.results_dir
+    labels = _labels(cfg, rid, did)
+    if store.finished(results_dir, rid):
+        print(f"skip {rid}: already finished ({store.row_path(results_dir, rid)})", flush=True)
+        return None
+
+    from hydra.errors import InstantiationException
+
+    try:
+        spec = build_spec(cfg, rid, did)
+    except InstantiationException as e:
+        # Hydra wraps errors raised inside constructors; surface ours as they are.
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, SweeplabError):
+            cause = cause.__cause__
+        raise (cause or e) from None
+
+    from sweeplab.pipeline import run
+
+    print(f"run  {rid}: {_describe(labels)}", flush=True)
+    common = dict(
+        **labels,
+        config=resolved,
+        git_sha=git_sha(),
+        versions=versions(),
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    try:
+        measured = run(spec)
+    except SweeplabError:
+        raise
+    except Exception as e:
+        row = ResultRow(status="failed", error=f"{type(e).__name__}: {e}", **common)
+        store.write_row(results_dir, row)
+        traceback.print_exc()
+        raise
+    row = ResultRow(status="ok", seconds=measured.seconds, **measured.values, **common)
+    path = store.write_row(results_dir, row)
+    if spec.logger is not None:
+        _log_row(spec.logger, row)
+    print(
+        f"done {rid}: test acc dense {row.acc_dense_test:.4f} -> pruned {row.acc_pruned_test:.4f} "
+        f"-> finetuned {row.acc_finetuned_test:.4f}, sparsity {row.sparsity_achieved:.4f}, "
+        f"{row.compression:.1f}x ({path})",
+        flush=True,
+    )
+    return row
+
+
+def _describe(labels: dict[str, Any]) -> str:
+    keys = ("data", "model", "strategy", "sparsity_requested", "seed")
+    return " ".join(f"{k}={labels[k]}" for k in keys)
+
+
+def _log_row(logger: Any, row: ResultRow) -> None:
+    """Send the row's numbers to the run's logger and close it."""
+    numbers = {
+        k: float(v)
+        for k, v in row.to_dict().items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    logger.log_metrics({f"result/{k}": v for k, v in numbers.items()})
+    logger.save()
+    logger.finalize("success")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        execute(cfg)
+    except SweeplabError as e:
+        # One line, no traceback, no row: the input was wrong, not the run.
+        print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

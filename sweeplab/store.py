@@ -1,0 +1,135 @@
+"""Run identity, atomic row files, and reading rows back (pandas only, never torch)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sweeplab.errors import SweeplabError
+from sweeplab.row import SCHEMA_VERSION, ResultRow
+
+# Config sections that determine a run's result. Paths, loggers, launchers and hardware flags
+# (trainer) are left out, so moving results or switching loggers keeps every id.
+RUN_KEYS = ("data", "model", "train", "pruning", "finetune", "seed")
+DENSE_KEYS = ("data", "model", "train", "seed")
+# Keys inside those sections that are locations, not content.
+IGNORED_KEYS = frozenset({"root", "download"})
+
+
+def _canonical(value: Any) -> Any:
+    """Drop null values (a new option defaulting to null keeps old ids) and location keys."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): _canonical(v)
+            for k, v in sorted(value.items())
+            if v is not None and str(k) not in IGNORED_KEYS
+        }
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def content_id(config: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """Short sha256 of the canonical JSON of config[keys].
+
+    Args:
+        config: the resolved config as plain containers.
+        keys: top-level sections that determine the result.
+    Returns:
+        12 hex characters.
+    """
+    subset = _canonical({k: config.get(k) for k in keys})
+    blob = json.dumps(subset, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """Identity of a whole run: data, model, train, pruning, recovery and seed."""
+    return content_id(config, RUN_KEYS)
+
+
+def dense_id(config: Mapping[str, Any]) -> str:
+    """Identity of the dense model a run starts from: data, model, train and seed."""
+    return content_id(config, DENSE_KEYS)
+
+
+def runs_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "runs"
+
+
+def row_path(results_dir: str | Path, rid: str) -> Path:
+    return runs_dir(results_dir) / f"{rid}.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to path through a temp file and a rename: readers see all of it or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_row(results_dir: str | Path, row: ResultRow) -> Path:
+    """Write one run's row atomically; returns its path."""
+    path = row_path(results_dir, row.run_id)
+    try:
+        atomic_write_text(path, json.dumps(row.to_dict(), indent=1, sort_keys=True, default=str))
+    except OSError as e:
+        raise SweeplabError(
+            f"paths.results_dir={results_dir} cannot be written ({e.strerror}); "
+            "choose a writable directory with paths.results_dir=DIR"
+        ) from e
+    return path
+
+
+def read_row(path: Path) -> dict[str, Any]:
+    """Read one row file; refuse rows written by a newer schema."""
+    row = json.loads(path.read_text())
+    version = row.get("schema_version", 0)
+    if version > SCHEMA_VERSION:
+        raise SweeplabError(
+            f"{path} has schema_version={version}, newer than this sweeplab ({SCHEMA_VERSION}); "
+            "upgrade sweeplab to read it"
+        )
+    return row
+
+
+def finished(results_dir: str | Path, rid: str) -> bool:
+    """True when the run has an ok row (a failed run is retried)."""
+    path = row_path(results_dir, rid)
+    if not path.exists():
+        return False
+    try:
+        return read_row(path).get("status") == "ok"
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def iter_rows(results_dir: str | Path) -> list[dict[str, Any]]:
+    """All rows under results_dir/runs, sorted by file name."""
+    directory = runs_dir(results_dir)
+    if not directory.is_dir():
+        raise SweeplabError(
+            f"{results_dir} has no runs/ folder; run a sweep first "
+            "(sweeplab run -m ...) or pass the results dir it wrote to"
+        )
+    return [read_row(p) for p in sorted(directory.glob("*.json"))]
+
+
+def collect(results_dir: str | Path):  # -> pandas.DataFrame
+    """Rows of a results dir as a DataFrame, one row per run (config and dicts kept as objects)."""
+    import pandas as pd
+
+    return pd.DataFrame(iter_rows(results_dir))
