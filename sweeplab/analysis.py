@@ -15,6 +15,9 @@ from sweeplab.errors import SweeplabError
 
 GROUP = ["data", "model"]
 POINT = ["strategy", "sparsity_requested"]
+# Column order of the summary (and so of CSV/JSON output).
+COLUMNS = [*GROUP, "strategy", "scope", "sparsity_requested", "sparsity", "compression",
+           "nonzero", "acc_pruned", "acc", "acc_std", "n", "pareto"]  # fmt: skip
 
 
 def pareto_front(cost: Sequence[float], gain: Sequence[float]) -> np.ndarray:
@@ -34,14 +37,20 @@ def pareto_front(cost: Sequence[float], gain: Sequence[float]) -> np.ndarray:
 
 
 def filter_rows(df: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
-    """Keep rows matching every `key=value` (compared as text, e.g. data=mnist seed=0)."""
+    """Keep rows matching every `key=value` (e.g. data=mnist, seed=0, sparsity_requested=0.9)."""
     for clause in where:
         key, sep, value = clause.partition("=")
         if not sep:
             raise SweeplabError(f"--where {clause!r} is not key=value; e.g. --where data=mnist")
         if key not in df.columns:
             raise SweeplabError(f"--where {key}: no such column; choose from {sorted(df.columns)}")
-        df = df[df[key].astype(str) == value]
+        column = df[key]
+        try:
+            # Numeric columns compare as numbers: seed=1 matches 1 and 1.0 alike.
+            match = column == float(value) if pd.api.types.is_numeric_dtype(column) else None
+        except ValueError:
+            match = None
+        df = df[match if match is not None else column.astype(str) == value]
     return df
 
 
@@ -92,8 +101,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return (
         table.assign(_o=order)
         .sort_values(GROUP + ["_o", "strategy", "sparsity_requested"])
-        .drop(columns="_o")
-        .reset_index(drop=True)
+        .reset_index(drop=True)[COLUMNS]
     )
 
 

@@ -20,7 +20,9 @@ def check_fraction(key: str, value: object, *, example: str = "0.9") -> float:
         The value as a float.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise SweeplabError(f"{key}={value!r} is not a number; use a float in [0, 1), e.g. {key}={example}")
+        raise SweeplabError(
+            f"{key}={value!r} is not a number; use a float in [0, 1), e.g. {key}={example}"
+        )
     try:
         number = float(value)
     except ValueError:

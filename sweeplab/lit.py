@@ -18,6 +18,8 @@ from sweeplab.errors import SweeplabError, check_positive
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("cosine", "constant")
+# Config section that holds each phase's hyperparameters, for error messages.
+CONFIG_SECTION = {"dense": "train", "finetune": "finetune"}
 EVAL_BATCH = 2048  # examples per validation batch; memory only, not results
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
@@ -46,7 +48,9 @@ class TrainConfig:
         check_positive(f"{section}.batch_size", self.batch_size, integer=True)
         check_positive(f"{section}.lr", self.lr)
         if self.optimizer not in OPTIMIZERS:
-            raise SweeplabError(f"{section}.optimizer={self.optimizer!r} is not one of {list(OPTIMIZERS)}")
+            raise SweeplabError(
+                f"{section}.optimizer={self.optimizer!r} is not one of {list(OPTIMIZERS)}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise SweeplabError(
                 f"{section}.lr_schedule={self.lr_schedule!r} is not one of {list(LR_SCHEDULES)}"
@@ -55,7 +59,7 @@ class TrainConfig:
 
 
 class LitClassifier(pl.LightningModule):
-    """Cross-entropy training of `model`; logs `<phase>/train_loss` and `<phase>/val_acc` per epoch."""
+    """Cross-entropy training of `model`; logs <phase>/train_loss and <phase>/val_acc per epoch."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, total_steps: int, phase: str) -> None:
         super().__init__()
@@ -83,7 +87,7 @@ class LitClassifier(pl.LightningModule):
         if not math.isfinite(mean):
             raise FloatingPointError(
                 f"{self.phase} loss became {mean} in epoch {self.current_epoch}; "
-                f"lower {self.phase}.lr (now {self.cfg.lr})"
+                f"lower {CONFIG_SECTION.get(self.phase, self.phase)}.lr (now {self.cfg.lr})"
             )
         self.log(f"{self.phase}/train_loss", mean)
 

@@ -46,10 +46,21 @@ def _labels(cfg: DictConfig, rid: str, did: str) -> dict[str, Any]:
     }
 
 
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, re-raising our own errors from constructors as they are."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, SweeplabError):
+            raise e.__cause__ from None
+        raise
+
+
 def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     """Instantiate and check every part of the run; raises SweeplabError on bad input."""
-    from hydra.utils import instantiate
-
     from sweeplab.lit import TrainConfig
     from sweeplab.pipeline import RunSpec
 
@@ -94,16 +105,7 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         print(f"skip {rid}: already finished ({store.row_path(results_dir, rid)})", flush=True)
         return None
 
-    from hydra.errors import InstantiationException
-
-    try:
-        spec = build_spec(cfg, rid, did)
-    except InstantiationException as e:
-        # Hydra wraps errors raised inside constructors; surface ours as they are.
-        cause = e.__cause__
-        while cause is not None and not isinstance(cause, SweeplabError):
-            cause = cause.__cause__
-        raise (cause or e) from None
+    spec = build_spec(cfg, rid, did)
 
     from sweeplab.pipeline import run
 

@@ -82,7 +82,9 @@ def carve(
 ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """Split (x, y) into (rest, held-out of `size`) by a permutation fixed by seed."""
     if not 0 < size < len(x):
-        raise SweeplabError(f"validation size {size} must be in (0, {len(x)}); change data.val_size")
+        raise SweeplabError(
+            f"validation size {size} must be in (0, {len(x)}); change data.val_size"
+        )
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     keep, held = perm[size:], perm[:size]
     return (x[keep], y[keep]), (x[held], y[held])

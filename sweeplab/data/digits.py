@@ -30,7 +30,9 @@ def load_digits(
     y = torch.tensor(bunch.target, dtype=torch.int64)
     n = len(x)
     (rest_x, rest_y), (test_x, test_y) = carve(x, y, round(n * test_fraction), split_seed)
-    (train_x, train_y), (val_x, val_y) = carve(rest_x, rest_y, round(n * val_fraction), split_seed + 1)
+    (train_x, train_y), (val_x, val_y) = carve(
+        rest_x, rest_y, round(n * val_fraction), split_seed + 1
+    )
     return Splits.standardized(
         name, (train_x, train_y), (val_x, val_y), (test_x, test_y), num_classes=10
     )

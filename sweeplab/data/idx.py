@@ -76,7 +76,9 @@ def _locate(root: Path, stem: str, name: str, download: bool) -> Path:
             return candidate
     hint = f"put the {name} IDX files in data.root={root}"
     if not download:
-        raise SweeplabError(f"data.root={root} has no {stem}(.gz); {hint} or set data.download=true")
+        raise SweeplabError(
+            f"data.root={root} has no {stem}(.gz); {hint} or set data.download=true"
+        )
     source = SOURCES[name]
     mirrors = os.environ.get("SWEEPLAB_MIRROR", "").split() or source["mirrors"]
     errors = []
@@ -107,7 +109,9 @@ def load_idx(
         Splits on the CPU.
     """
     if name not in SOURCES:
-        raise SweeplabError(f"data.name={name!r} is not an IDX dataset; choose one of {list(SOURCES)}")
+        raise SweeplabError(
+            f"data.name={name!r} is not an IDX dataset; choose one of {list(SOURCES)}"
+        )
     base = Path(root).expanduser()
     arrays = {k: read_idx(_locate(base, stem, name, download)) for k, stem in FILES.items()}
     for split in ("train", "test"):

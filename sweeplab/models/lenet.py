@@ -21,7 +21,9 @@ def _require_mnist_shape(model: str, input_shape: Sequence[int]) -> None:
 class LeNet300(nn.Module):
     """784-300-100-10 with ReLU (LeCun et al. 1998): 266,610 parameters."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, name: str = "lenet300") -> None:
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, name: str = "lenet300"
+    ) -> None:
         super().__init__()
         _require_mnist_shape(name, input_shape)
         self.fc1 = nn.Linear(math.prod(input_shape), 300)

@@ -29,7 +29,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if any(int(h) <= 0 for h in hidden):
-            raise SweeplabError(f"model.hidden={list(hidden)} has a non-positive width; use e.g. [300, 100]")
+            raise SweeplabError(
+                f"model.hidden={list(hidden)} has a non-positive width; use e.g. [300, 100]"
+            )
         widths = [math.prod(input_shape), *[int(h) for h in hidden]]
         layers: list[nn.Module] = [nn.Flatten()]
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):

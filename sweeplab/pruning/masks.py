@@ -35,7 +35,9 @@ def prunable_parameters(model: nn.Module, exclude: Iterable[str] = ()) -> dict[s
             found[f"{module_name}.weight"] = weight
     unknown = excluded - {n for n, _ in model.named_modules()}
     if unknown:
-        raise SweeplabError(f"pruning.exclude names unknown layers {sorted(unknown)}; use module names")
+        raise SweeplabError(
+            f"pruning.exclude names unknown layers {sorted(unknown)}; use module names"
+        )
     if not found:
         raise SweeplabError(
             f"model {type(model).__name__} has no prunable layer (Linear or Conv weights); "
@@ -70,7 +72,9 @@ def threshold(scores: dict[str, Tensor], sparsity: float, scope: str) -> dict[st
     """
     if scope == "layer":
         return {
-            name: _lowest(s.detach().flatten().float(), _count(sparsity, s.numel())).view_as(s).float()
+            name: _lowest(s.detach().flatten().float(), _count(sparsity, s.numel()))
+            .view_as(s)
+            .float()
             for name, s in scores.items()
         }
     if scope != "global":

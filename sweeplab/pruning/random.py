@@ -21,5 +21,6 @@ class Random(Pruner):
         generator: torch.Generator,
     ) -> dict[str, Tensor]:
         return {
-            name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in params.items()
+            name: torch.rand(w.shape, generator=generator).to(w.device)
+            for name, w in params.items()
         }

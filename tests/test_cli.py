@@ -1,0 +1,99 @@
+"""The CLI: fast commands import no torch; bad input gets one line, non-zero exit, no row."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST, rows_in, sweeplab
+
+from sweeplab.cli import check_choices
+from sweeplab.errors import SweeplabError
+
+
+def imported_heavy(code: str) -> str:
+    heavy = ("torch", "pytorch_lightning", "lightning")
+    probe = (
+        f"import sys\n{code}\nprint('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.rsplit("HEAVY=", 1)[1].strip()
+
+
+def test_help_and_table_do_not_import_torch(tmp_path: Path) -> None:
+    help_probe = (
+        "from sweeplab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert imported_heavy(help_probe) == ""
+    table_probe = f"from sweeplab.cli import main\nmain(['table', {str(tmp_path)!r}])"
+    assert imported_heavy(table_probe) == ""
+
+
+def test_unknown_group_choice_lists_the_choices() -> None:
+    with pytest.raises(
+        SweeplabError, match="unknown pruning 'magnitud'; choose one of: global_magnitude"
+    ):
+        check_choices(["-m", "pruning=random,magnitud"])
+    check_choices(
+        ["pruning=random,global_magnitude", "pruning.sparsity=0.5", "hydra/launcher=basic"]
+    )
+
+
+BAD = {
+    "sparsity_one": (["pruning.sparsity=1.0"], "pruning.sparsity=1.0 is outside [0, 1)"),
+    "sparsity_negative": (["pruning.sparsity=-0.1"], "pruning.sparsity=-0.1 is outside [0, 1)"),
+    "sparsity_text": (["pruning.sparsity=abc"], "pruning.sparsity='abc' is not a number"),
+    "unknown_strategy": (["pruning=magnitude"], "unknown pruning 'magnitude'; choose one of:"),
+    "zero_epochs": (["train.epochs=0"], "train.epochs=0 must be a positive integer"),
+    "negative_lr": (["finetune.lr=-1"], "finetune.lr=-1 must be a positive number"),
+    "wrong_shape": (["model=lenet300"], "model=lenet300 expects 1x28x28 images"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_nonzero_exit_and_no_row(case: str, tmp_path: Path) -> None:
+    overrides, message = BAD[case]
+    proc = sweeplab(["run", *FAST, *overrides, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("sweeplab: error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert rows_in(tmp_path / "res") == []
+
+
+def test_missing_mnist_root_without_network(tmp_path: Path) -> None:
+    proc = sweeplab(
+        ["run", "data=mnist", f"data.root={tmp_path}/none", f"paths.results_dir={tmp_path}/res"],
+        cwd=tmp_path,
+        env={"SWEEPLAB_MIRROR": "http://127.0.0.1:9/"},
+    )
+    assert proc.returncode == 2
+    assert f"data.root={tmp_path}/none has no train-images-idx3-ubyte(.gz)" in proc.stderr
+    assert rows_in(tmp_path / "res") == []
+
+
+def test_truncated_gz_in_a_run(tiny_idx, tmp_path: Path) -> None:
+    root = tiny_idx()
+    path = root / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100])
+    proc = sweeplab(
+        [
+            "run",
+            "data=mnist",
+            f"data.root={root}",
+            "data.val_size=8",
+            f"paths.results_dir={tmp_path}/res",
+        ],
+        cwd=tmp_path,
+    )
+    assert (
+        proc.returncode == 2 and "t10k-images-idx3-ubyte.gz is truncated or corrupt" in proc.stderr
+    )
+    assert rows_in(tmp_path / "res") == []
+
+
+def test_table_on_empty_dir_says_so(tmp_path: Path) -> None:
+    proc = sweeplab(["table", str(tmp_path)], cwd=tmp_path)
+    assert proc.returncode == 2 and "has no runs/ folder" in proc.stderr

@@ -1,0 +1,139 @@
+"""Masks: exact counts, equality with torch.nn.utils.prune, zeros that survive optimizers.
+
+Every file in conf/pruning/ is checked automatically: a new criterion needs no test edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF, compose
+from hydra.utils import instantiate
+from torch import nn
+from torch.nn.utils import prune
+
+from sweeplab.data.base import TensorBatches
+from sweeplab.models.lenet import LeNet5
+from sweeplab.pruning.masks import (
+    apply_masks,
+    prunable_parameters,
+    remove_masks,
+    sparsity_of,
+    threshold,
+)
+
+STRATEGIES = sorted(p.stem for p in (CONF / "pruning").glob("*.yaml"))
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 16),
+        nn.ReLU(),
+        nn.Linear(16, 3),
+    )
+
+
+def batches(seed: int = 0) -> TensorBatches:
+    g = torch.Generator().manual_seed(seed)
+    return TensorBatches(
+        torch.randn(32, 1, 8, 8, generator=g), torch.randint(0, 3, (32,), generator=g), 16
+    )
+
+
+def masks_for(strategy: str, sparsity: float, scope: str | None = None, seed: int = 0) -> dict:
+    overrides = [f"pruning={strategy}", f"pruning.sparsity={sparsity}"]
+    if scope:
+        overrides.append(f"pruning.scope={scope}")
+    pruner = instantiate(compose(overrides).pruning)
+    return pruner.masks(small_model(), batches(), torch.Generator().manual_seed(seed))
+
+
+def test_global_magnitude_equals_torch_global_unstructured() -> None:
+    model = LeNet5((1, 28, 28), 10)
+    params = prunable_parameters(model)
+    ours = threshold({k: w.abs() for k, w in params.items()}, 0.9, "global")
+
+    reference = LeNet5((1, 28, 28), 10)
+    reference.load_state_dict(model.state_dict())
+    pairs = [(reference.get_submodule(k.rsplit(".", 1)[0]), "weight") for k in params]
+    prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=0.9)
+    for (module, _), name in zip(pairs, params, strict=True):
+        assert torch.equal(ours[name], module.weight_mask), name
+    total = sum(w.numel() for w in params.values())
+    pruned = sum(int((m == 0).sum()) for m in ours.values())
+    assert abs(pruned - 0.9 * total) <= 1
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.37, 0.9, 0.98])
+def test_every_strategy_hits_the_requested_sparsity(
+    strategy: str, scope: str, sparsity: float
+) -> None:
+    masks = masks_for(strategy, sparsity, scope)
+    if scope == "layer":
+        for name, m in masks.items():
+            assert abs(int((m == 0).sum()) - sparsity * m.numel()) <= 1, name
+    else:
+        total = sum(m.numel() for m in masks.values())
+        assert abs(int(sum((m == 0).sum() for m in masks.values())) - sparsity * total) <= 1
+    assert set(masks) == {"0.weight", "3.weight", "5.weight"}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_is_deterministic_for_a_seed(strategy: str) -> None:
+    first, again = masks_for(strategy, 0.8, seed=3), masks_for(strategy, 0.8, seed=3)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("optimizer", ["sgd_momentum_wd", "adam_wd"])
+def test_pruned_weights_stay_zero_after_optimizer_steps(strategy: str, optimizer: str) -> None:
+    model = small_model()
+    pruner = instantiate(compose([f"pruning={strategy}", "pruning.sparsity=0.7"]).pruning)
+    masks = pruner.masks(model, batches(), torch.Generator().manual_seed(0))
+    apply_masks(model, masks)
+    if optimizer == "adam_wd":
+        opt = torch.optim.Adam(model.parameters(), lr=0.1, weight_decay=0.1)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
+    for x, y in list(batches()) * 3:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    remove_masks(model)
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        assert int((params[name][mask == 0] != 0).sum()) == 0, name
+        assert not hasattr(model.get_submodule(name.rsplit(".", 1)[0]), "weight_orig")
+    assert sparsity_of(masks) == pytest.approx(0.7, abs=1 / 500)
+
+
+def test_excluded_layers_stay_dense_and_bad_names_are_named() -> None:
+    from sweeplab.errors import SweeplabError
+    from sweeplab.pruning.magnitude import Magnitude
+
+    masks = Magnitude(0.9, exclude=["5"]).masks(small_model(), batches(), torch.Generator())
+    assert "5.weight" not in masks
+    with pytest.raises(SweeplabError, match="fc9"):
+        Magnitude(0.9, exclude=["fc9"]).masks(small_model(), batches(), torch.Generator())
+
+
+def test_model_without_prunable_layer_is_refused() -> None:
+    from sweeplab.errors import SweeplabError
+
+    with pytest.raises(SweeplabError, match="no prunable layer"):
+        prunable_parameters(nn.Sequential(nn.ReLU()))
+
+
+def test_strategy_files_exist() -> None:
+    assert {"random", "layer_magnitude", "global_magnitude"} <= set(STRATEGIES)
+    assert all(
+        Path(CONF / "pruning" / f"{s}.yaml").read_text().count("_target_") == 1 for s in STRATEGIES
+    )

@@ -1,0 +1,40 @@
+"""Models: the literature's parameter counts, and a clear error for the wrong image shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sweeplab.errors import SweeplabError
+from sweeplab.metrics import params_total
+from sweeplab.models.lenet import LeNet5, LeNet300
+from sweeplab.models.mlp import MLP
+
+
+def test_parameter_counts() -> None:
+    assert params_total(LeNet300((1, 28, 28), 10)) == 266_610
+    assert params_total(LeNet5((1, 28, 28), 10)) == 431_080
+    assert (
+        params_total(MLP((1, 8, 8), 10, hidden=[128, 64]))
+        == 64 * 128 + 128 + 128 * 64 + 64 + 640 + 10
+    )
+
+
+def test_forward_shapes() -> None:
+    x = torch.randn(5, 1, 28, 28)
+    assert LeNet300((1, 28, 28), 10)(x).shape == (5, 10)
+    assert LeNet5((1, 28, 28), 10)(x).shape == (5, 10)
+    assert MLP((1, 8, 8), 7, hidden=[3])(torch.randn(2, 1, 8, 8)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("cls", [LeNet300, LeNet5])
+def test_wrong_image_shape_is_named(cls: type) -> None:
+    with pytest.raises(
+        SweeplabError, match=r"expects 1x28x28 images but the data gives \(1, 8, 8\)"
+    ):
+        cls((1, 8, 8), 10)
+
+
+def test_bad_mlp_width() -> None:
+    with pytest.raises(SweeplabError, match=r"model.hidden=\[0\]"):
+        MLP((1, 8, 8), 10, hidden=[0])

@@ -1,0 +1,59 @@
+"""Rows: atomic files, schema guard, failed runs retried, collect into pandas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sweeplab import store
+from sweeplab.errors import SweeplabError
+from sweeplab.row import SCHEMA_VERSION, ResultRow
+
+
+def row(rid: str = "abc", status: str = "ok", **kw) -> ResultRow:
+    base = dict(
+        run_id=rid, dense_id="d1", experiment="t", status=status, data="digits", model="mlp",
+        strategy="random", scope="global", schedule="oneshot", recovery="finetune", seed=0,
+        sparsity_requested=0.5,
+    )  # fmt: skip
+    return ResultRow(**{**base, **kw})
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    path = store.write_row(tmp_path, row())
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["abc.json"]
+
+
+def test_finished_means_an_ok_row(tmp_path: Path) -> None:
+    assert not store.finished(tmp_path, "abc")
+    store.write_row(tmp_path, row(status="failed", error="boom"))
+    assert not store.finished(tmp_path, "abc")  # failed runs are retried
+    store.write_row(tmp_path, row())
+    assert store.finished(tmp_path, "abc")
+    (tmp_path / "runs" / "abc.json").write_text('{"status": "o')  # torn by hand
+    assert not store.finished(tmp_path, "abc")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = store.write_row(tmp_path, row(schema_version=SCHEMA_VERSION + 1))
+    with pytest.raises(SweeplabError, match=f"schema_version={SCHEMA_VERSION + 1}, newer"):
+        store.read_row(path)
+
+
+def test_unwritable_results_dir_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SweeplabError, match="cannot be written"):
+        store.write_row(blocker, row())
+
+
+def test_collect_reads_every_row(tmp_path: Path) -> None:
+    for i in range(3):
+        store.write_row(tmp_path, row(rid=f"r{i}", seed=i))
+    df = store.collect(tmp_path)
+    assert sorted(df["seed"]) == [0, 1, 2] and set(df["status"]) == {"ok"}
+    with pytest.raises(SweeplabError, match="no runs/ folder"):
+        store.collect(tmp_path / "empty")

@@ -1,0 +1,104 @@
+"""End to end on digits: a real multirun sweep, one dense model, skips, repeatability, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FAST, REPO, rows_in, sweeplab
+
+SWEEP = [
+    "run",
+    "-m",
+    "pruning=random,layer_magnitude,global_magnitude",
+    "pruning.sparsity=0.5,0.8,0.9,0.95",
+    *FAST,
+]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """One 3 x 4 sweep, then the same command again."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    args = [*SWEEP, f"paths.results_dir={tmp}/res"]
+    first = sweeplab(args, cwd=tmp)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = sweeplab(args, cwd=tmp)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return tmp / "res", first.stdout, second.stdout
+
+
+def test_sweep_writes_one_ok_row_per_run(swept) -> None:
+    res, _, _ = swept
+    rows = [json.loads(p.read_text()) for p in rows_in(res)]
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
+    assert {(r["strategy"], r["sparsity_requested"]) for r in rows} == {
+        (s, x)
+        for s in ("random", "layer_magnitude", "global_magnitude")
+        for x in (0.5, 0.8, 0.9, 0.95)
+    }
+    for r in rows:
+        assert abs(r["sparsity_achieved"] - r["sparsity_requested"]) * r["params_prunable"] <= 1
+        assert r["params_nonzero"] <= r["params_total"] and r["compression"] > 1
+        assert 0 <= r["acc_finetuned_test"] <= 1 and set(r["seconds"]) >= {
+            "dense",
+            "prune",
+            "finetune",
+        }
+        assert r["config"]["pruning"]["sparsity"] == r["sparsity_requested"]
+        assert (
+            r["versions"]["torch"]
+            and r["run_id"] == res.joinpath("runs", f"{r['run_id']}.json").stem
+        )
+
+
+def test_dense_model_is_trained_exactly_once(swept) -> None:
+    res, first, _ = swept
+    rows = [json.loads(p.read_text()) for p in rows_in(res)]
+    assert len({r["dense_id"] for r in rows}) == 1
+    assert sorted(r["dense_source"] for r in rows) == ["cache"] * 11 + ["trained"]
+    assert len(list((res / "cache" / "dense").glob("*.pt"))) == 1
+    assert len({r["acc_dense_test"] for r in rows}) == 1
+
+
+def test_rerun_skips_every_finished_run(swept) -> None:
+    res, first, second = swept
+    assert first.count("done ") == 12
+    assert second.count("skip ") == 12 and "done " not in second
+
+
+def test_table_prints_the_pareto_table(swept) -> None:
+    res, _, _ = swept
+    proc = sweeplab(["table", str(res)], cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "### digits / mlp" in lines
+    assert sum(line.startswith("| ") for line in lines) == 1 + 1 + 12  # header, dense, runs
+    assert any(line.rstrip().endswith("| * |") for line in lines)
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path: Path) -> None:
+    args = ["run", "pruning=random", "pruning.sparsity=0.8", *FAST]
+    for name in ("a", "b"):
+        proc = sweeplab([*args, f"paths.results_dir={tmp_path}/{name}"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b = (json.loads(rows_in(tmp_path / n)[0].read_text()) for n in ("a", "b"))
+    for key in (
+        "acc_dense_test",
+        "acc_pruned_test",
+        "acc_finetuned_test",
+        "params_nonzero",
+        "layer_sparsity",
+    ):
+        assert a[key] == b[key], key
+
+
+def test_a_diverging_run_writes_a_failed_row(tmp_path: Path) -> None:
+    proc = sweeplab(
+        ["run", "train.lr=1e9", *FAST, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path
+    )
+    assert proc.returncode != 0
+    (row,) = [json.loads(p.read_text()) for p in rows_in(tmp_path / "res")]
+    assert row["status"] == "failed" and "dense loss became nan" in row["error"]
+    assert "lower train.lr (now 1000000000.0)" in row["error"]
