@@ -34,6 +34,7 @@ class RunSpec:
     cache_dir: Path
     accelerator: str = "cpu"
     devices: int = 1
+    inner_steps: int = 8
     logger: Logger | None = None
 
 
@@ -119,4 +120,9 @@ def run(spec: RunSpec) -> Measured:
 
 
 def _trainer(spec: RunSpec) -> dict[str, object]:
-    return {"accelerator": spec.accelerator, "devices": spec.devices, "logger": spec.logger}
+    return {
+        "accelerator": spec.accelerator,
+        "devices": spec.devices,
+        "inner_steps": spec.inner_steps,
+        "logger": spec.logger,
+    }

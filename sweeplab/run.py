@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import store
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.provenance import git_sha, versions
 from sweeplab.row import ResultRow
 
@@ -91,6 +91,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         cache_dir=Path(cfg.paths.cache_dir),
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
+        inner_steps=int(check_positive("trainer.inner_steps", trainer.inner_steps, integer=True)),
         logger=logger_factory(name=rid) if logger_factory else None,
     )
 

@@ -94,22 +94,36 @@ class TensorBatches:
     """Iterable of (x, y) batches cut from whole tensors by index.
 
     Shuffled batches use a fresh permutation each epoch from a seeded generator, so a run is
-    repeatable. The last partial batch is kept.
+    repeatable. The last partial batch is kept. With group=k each item holds k consecutive
+    batches (k * batch_size examples) of the same sequence, for a consumer that steps k times
+    per item; the minibatches themselves are unchanged.
     """
 
     def __init__(
-        self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        group: int = 1,
     ) -> None:
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.group = int(group)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def __len__(self) -> int:
+    @property
+    def steps(self) -> int:
+        """Minibatches per epoch."""
         return -(-len(self.x) // self.batch_size)
 
+    def __len__(self) -> int:
+        return -(-self.steps // self.group)
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n, b = len(self.x), self.batch_size
+        n, b = len(self.x), self.batch_size * self.group
         if self.shuffle:
             perm = torch.randperm(n, generator=self.generator).to(self.x.device)
             for i in range(0, n, b):
