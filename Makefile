@@ -23,17 +23,17 @@ demo: setup
 	$(BIN)/sweeplab table --where experiment=demo
 
 test: setup
-	$(BIN)/ruff check sweeplab tests bench
-	$(BIN)/ruff format --check sweeplab tests bench
+	$(BIN)/ruff check sweeplab hydra_plugins tests bench
+	$(BIN)/ruff format --check sweeplab hydra_plugins tests bench
 	$(BIN)/python -m pytest -q
 
 lint:
-	$(BIN)/ruff check sweeplab tests bench
-	$(BIN)/ruff format --check sweeplab tests bench
+	$(BIN)/ruff check sweeplab hydra_plugins tests bench
+	$(BIN)/ruff format --check sweeplab hydra_plugins tests bench
 
 format:
-	$(BIN)/ruff format sweeplab tests bench
-	$(BIN)/ruff check --fix sweeplab tests bench
+	$(BIN)/ruff format sweeplab hydra_plugins tests bench
+	$(BIN)/ruff check --fix sweeplab hydra_plugins tests bench
 
 bench: setup
 	$(BIN)/python bench/throughput.py

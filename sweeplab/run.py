@@ -157,13 +157,22 @@ def _log_row(logger: Any, row: ResultRow) -> None:
     logger.finalize("success")
 
 
+def _multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> str:
+    """Hydra task: returns "ok" or "skipped" (the sweeper counts them)."""
     try:
-        execute(cfg)
+        return "skipped" if execute(cfg) is None else "ok"
     except SweeplabError as e:
         # One line, no traceback, no row: the input was wrong, not the run.
         print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
+        if _multirun():
+            raise  # the sweeper records it, runs the other jobs, and exits non-zero at the end
         sys.exit(2)
 
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, rows_in, sweeplab
 
+from conftest import FAST, rows_in, sweeplab
 from sweeplab.cli import check_choices
 from sweeplab.errors import SweeplabError
 

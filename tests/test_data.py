@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_idx
 
+from conftest import write_idx
 from sweeplab.data.base import TensorBatches
 from sweeplab.data.digits import load_digits
 from sweeplab.data.download import download, md5sum

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import compose
 from omegaconf import OmegaConf
 
+from conftest import compose
 from sweeplab import store
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, compose
 from hydra.utils import instantiate
 from torch import nn
 from torch.nn.utils import prune
 
+from conftest import CONF, compose
 from sweeplab.data.base import TensorBatches
 from sweeplab.models.lenet import LeNet5
 from sweeplab.pruning.masks import (

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import FAST, REPO, rows_in, sweeplab
 
 SWEEP = [
@@ -66,6 +67,7 @@ def test_rerun_skips_every_finished_run(swept) -> None:
     res, first, second = swept
     assert first.count("done ") == 12
     assert second.count("skip ") == 12 and "done " not in second
+    assert "sweep: 0 ok, 12 skipped (already finished), 0 failed" in second
 
 
 def test_table_prints_the_pareto_table(swept) -> None:
@@ -102,3 +104,15 @@ def test_a_diverging_run_writes_a_failed_row(tmp_path: Path) -> None:
     (row,) = [json.loads(p.read_text()) for p in rows_in(tmp_path / "res")]
     assert row["status"] == "failed" and "dense loss became nan" in row["error"]
     assert "lower train.lr (now 1000000000.0)" in row["error"]
+
+
+def test_a_bad_cell_fails_alone_and_the_sweep_says_so(tmp_path: Path) -> None:
+    proc = sweeplab(
+        ["run", "-m", "pruning.sparsity=0.5,1.5,0.9", *FAST, f"paths.results_dir={tmp_path}/res"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "sweep: 2 ok, 0 skipped (already finished), 1 failed" in proc.stderr
+    assert "failed: pruning.sparsity=1.5" in proc.stderr and "outside [0, 1)" in proc.stderr
+    rows = [json.loads(p.read_text()) for p in rows_in(tmp_path / "res")]
+    assert sorted(r["sparsity_requested"] for r in rows) == [0.5, 0.9]

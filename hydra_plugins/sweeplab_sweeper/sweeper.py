@@ -1,0 +1,65 @@
+"""Hydra's basic sweeper, minus a second composition of every job, plus an outcome summary.
+
+BasicSweeper composes each job's config once to validate it and the launcher composes it again:
+for a local sweep that doubles Hydra's cost, which dominates re-running a finished sweep (every
+run is skipped). sweeplab checks group choices before Hydra starts and each run checks its own
+values, so the pre-pass adds nothing here. Every job runs even when one fails; the sweep then
+prints `N ok, M skipped, K failed` with each failure and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+
+class SweeplabSweeper(BasicSweeper):
+    """BasicSweeper's cartesian product and batching; no pre-composition; a closing summary."""
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        return None
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None
+        assert self.hydra_context is not None
+        params = self._parse_config()
+        params.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        start, returns, first = time.perf_counter(), [], 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            results = self.launcher.launch(batch, initial_job_idx=first)
+            first += len(batch)
+            returns.append(results)
+        summarize([r for results in returns for r in results], time.perf_counter() - start)
+        return returns
+
+
+def summarize(results: Sequence[JobReturn], seconds: float) -> None:
+    """Print the sweep's outcome; exit 1 when any job failed."""
+    failed = [r for r in results if r.status != JobStatus.COMPLETED]
+    # sweeplab's task returns "ok" or "skipped"; a failed job holds its exception.
+    skipped = sum(1 for r in results if r not in failed and r.return_value == "skipped")
+    ok = len(results) - len(failed) - skipped
+    line = f"sweep: {ok} ok, {skipped} skipped (already finished), {len(failed)} failed"
+    print(f"{line} in {seconds:.1f} s", file=sys.stderr if failed else sys.stdout, flush=True)
+    for r in failed:
+        error = r._return_value  # the exception (the public property would re-raise it)
+        print(
+            f"  failed: {' '.join(r.overrides)}: {type(error).__name__}: {error}", file=sys.stderr
+        )
+    if failed:
+        sys.exit(1)
