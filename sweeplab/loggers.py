@@ -26,3 +26,20 @@ def wandb_logger(name: str, project: str = "sweeplab", save_dir: str = ".", **kw
     )
     mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
     return WandbLogger(name=name, project=project, save_dir=save_dir, mode=mode, **kwargs)
+
+
+def log_result(logger: Any, row: Any) -> None:
+    """Send a finished run's row to its Lightning logger, then close the logger.
+
+    Args:
+        logger: the run's Lightning logger (CSVLogger, WandbLogger, ...).
+        row: the run's ResultRow.
+    """
+    numbers = {
+        k: float(v)
+        for k, v in row.to_dict().items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    logger.log_metrics({f"result/{k}": v for k, v in numbers.items()})
+    logger.save()
+    logger.finalize("success")

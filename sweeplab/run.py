@@ -130,7 +130,9 @@ def execute(cfg: DictConfig) -> ResultRow | None:
     row = ResultRow(status="ok", seconds=measured.seconds, **measured.values, **common)
     path = store.write_row(results_dir, row)
     if spec.logger is not None:
-        _log_row(spec.logger, row)
+        from sweeplab.loggers import log_result
+
+        log_result(spec.logger, row)
     print(
         f"done {rid}: test acc dense {row.acc_dense_test:.4f} -> pruned {row.acc_pruned_test:.4f} "
         f"-> finetuned {row.acc_finetuned_test:.4f}, sparsity {row.sparsity_achieved:.4f}, "
@@ -143,18 +145,6 @@ def execute(cfg: DictConfig) -> ResultRow | None:
 def _describe(labels: dict[str, Any]) -> str:
     keys = ("data", "model", "strategy", "sparsity_requested", "seed")
     return " ".join(f"{k}={labels[k]}" for k in keys)
-
-
-def _log_row(logger: Any, row: ResultRow) -> None:
-    """Send the row's numbers to the run's logger and close it."""
-    numbers = {
-        k: float(v)
-        for k, v in row.to_dict().items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    logger.log_metrics({f"result/{k}": v for k, v in numbers.items()})
-    logger.save()
-    logger.finalize("success")
 
 
 def _multirun() -> bool:

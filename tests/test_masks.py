@@ -137,3 +137,46 @@ def test_strategy_files_exist() -> None:
     assert all(
         Path(CONF / "pruning" / f"{s}.yaml").read_text().count("_target_") == 1 for s in STRATEGIES
     )
+
+
+def test_iterative_20_20_10_gives_the_lottery_ticket_fractions() -> None:
+    # Frankle & Carbin 2019: each round prunes 20% of each hidden layer's survivors, 10% of
+    # the output layer's; remaining 51.3 / 21.1 / 13.5 / 3.6 % at rounds 3 / 7 / 9 / 15.
+    from sweeplab.models.lenet import LeNet300
+    from sweeplab.pruning.magnitude import Magnitude
+
+    model = LeNet300((1, 28, 28), 10)
+    pruner = Magnitude(0.2, scope="layer", layer_scale={"fc3": 0.5})
+    masks, remaining = None, {}
+    for r in range(1, 16):
+        masks = pruner.masks(model, [], torch.Generator(), existing=masks, rate=0.2)
+        remaining[r] = 100 * (1 - sparsity_of(masks))
+    for r, expected in ((3, 51.3), (7, 21.1), (9, 13.5), (15, 3.6)):
+        assert abs(remaining[r] - expected) <= 0.05, (r, remaining[r])
+
+
+def test_existing_masks_stay_pruned_even_when_their_scores_are_high() -> None:
+    scores = {"a.weight": torch.arange(10.0)}
+    first = {"a.weight": (torch.arange(10) < 7).float()}  # pruned the top 3 scores
+    masks = threshold(scores, 0.5, "global", existing=first)
+    assert masks["a.weight"][7:].sum() == 0
+    assert int(masks["a.weight"].sum()) == round(0.5 * 7)  # half of the 7 survivors remain
+
+
+def test_threshold_and_quality_modes() -> None:
+    from sweeplab.errors import SweeplabError
+    from sweeplab.pruning.magnitude import Magnitude
+
+    model = small_model()
+    masks = Magnitude(threshold=0.05).masks(model, [], torch.Generator())
+    weights = dict(model.named_parameters())
+    for name, m in masks.items():
+        assert torch.equal(m.bool(), weights[name].abs() >= 0.05)
+    han = Magnitude(quality=1.0, scope="layer").masks(model, [], torch.Generator())
+    for name, m in han.items():
+        w = weights[name].detach()
+        assert torch.equal(m.bool(), w.abs() >= w.std())
+    with pytest.raises(SweeplabError, match="also set pruning.sparsity=null"):
+        Magnitude(sparsity=0.5, threshold=0.1)
+    with pytest.raises(SweeplabError, match="needs pruning.scope=layer"):
+        Magnitude(0.5, layer_scale={"3": 0.5}).masks(model, [], torch.Generator())

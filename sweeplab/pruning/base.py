@@ -2,40 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction
-from sweeplab.pruning.masks import prunable_parameters, threshold
+from sweeplab.pruning.masks import cut, prunable_parameters, threshold
 
 SCOPES = ("global", "layer")
 
 
 class Pruner:
-    """Base of every criterion; a subclass implements `scores` only.
+    """Base of every criterion; a subclass implements `scores` (or, if iterative, `masks`).
+
+    Three ways to turn scores into masks:
+    fraction (default): prune exactly round(sparsity * n) lowest-scoring weights;
+    threshold: prune where score < threshold (sparsity must be null);
+    quality (Han et al. 2015): per layer, prune where score < quality * std(layer weights).
 
     Args:
         sparsity: fraction of prunable weights to set to zero, in [0, 1).
         scope: "global" (one threshold across layers) or "layer" (same sparsity per layer).
         name: the strategy name recorded in rows (the config file's name).
         exclude: module names left dense, e.g. ["fc3"].
+        layer_scale: module name -> multiplier of the rate for that layer (scope layer).
+        threshold: absolute score threshold (threshold mode).
+        quality: multiplier of each layer's weight std (quality mode).
     """
 
     def __init__(
         self,
-        sparsity: float,
+        sparsity: float | None = None,
         scope: str = "global",
         name: str | None = None,
         exclude: Sequence[str] = (),
+        layer_scale: Mapping[str, float] | None = None,
+        threshold: float | None = None,
+        quality: float | None = None,
     ) -> None:
-        self.sparsity = check_fraction("pruning.sparsity", sparsity)
+        modes = [k for k, v in (("threshold", threshold), ("quality", quality)) if v is not None]
+        if len(modes) > 1:
+            raise SweeplabError("pruning.threshold and pruning.quality exclude each other; set one")
+        if modes and sparsity is not None:
+            raise SweeplabError(
+                f"pruning.{modes[0]} sets the sparsity itself; also set pruning.sparsity=null"
+            )
+        self.sparsity = None if modes else check_fraction("pruning.sparsity", sparsity)
         if scope not in SCOPES:
             raise SweeplabError(f"pruning.scope={scope!r} is not one of {list(SCOPES)}")
         self.scope = scope
         self.name = name or type(self).__name__.lower()
         self.exclude = [str(e) for e in exclude]
+        self.layer_scale = {str(k): float(v) for k, v in (layer_scale or {}).items()}
+        self.threshold = None if threshold is None else float(threshold)
+        self.quality = None if quality is None else float(quality)
+        if self.quality is not None and self.quality < 0:
+            raise SweeplabError(f"pruning.quality={quality} must be >= 0; Han et al. use ~0.5-2")
 
     def scores(
         self,
@@ -47,9 +70,9 @@ class Pruner:
         """Importance of every prunable weight (higher = keep), shaped like the weight.
 
         Args:
-            model: the trained model.
-            params: prunable weights keyed by name.
-            batches: training batches, for data-driven criteria.
+            model: the model, with any earlier masks attached.
+            params: prunable weights keyed by name (weight_orig where a mask is attached).
+            batches: training batches of the run's batch size, for data-driven criteria.
             generator: seeded generator, for stochastic criteria.
         Returns:
             name -> score tensor.
@@ -61,9 +84,28 @@ class Pruner:
         model: nn.Module,
         batches: Iterable[tuple[Tensor, Tensor]],
         generator: torch.Generator,
+        *,
+        existing: dict[str, Tensor] | None = None,
+        rate: float | None = None,
     ) -> dict[str, Tensor]:
-        """Masks keyed by parameter name that prune exactly round(sparsity * n) weights."""
+        """Masks keyed by parameter name.
+
+        Args:
+            model: the model to score.
+            batches: training batches.
+            generator: seeded generator.
+            existing: masks of earlier rounds; what they prune stays pruned.
+            rate: fraction of the surviving weights to prune now (default: the sparsity).
+        Returns:
+            name -> float mask (1 keep, 0 prune), covering every prunable weight.
+        """
         params = prunable_parameters(model, self.exclude)
         # No no_grad here: gradient-based criteria differentiate through the model.
         scores = self.scores(model, params, batches, generator)
-        return threshold(scores, self.sparsity, self.scope)
+        if self.threshold is not None:
+            return cut(scores, self.threshold, existing)
+        if self.quality is not None:
+            taus = {n: self.quality * float(w.detach().float().std()) for n, w in params.items()}
+            return cut(scores, taus, existing)
+        rate = self.sparsity if rate is None else rate
+        return threshold(scores, rate, self.scope, existing, self.layer_scale)
