@@ -38,6 +38,22 @@ class ResultRow:
     acc_finetuned_test: float | None = None
     acc_finetuned_val: float | None = None
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    round: int | None = None  # iterative schedules: one row per round, this is its number
+    granularity: str | None = None  # weight (unstructured) | channel | neuron | block
+    # Cost metrics (issue 4). FLOPs are multiply-accumulates of one example's forward pass:
+    # sparsity-aware for masks, real for removed structure. Sizes in bytes; latency in ms,
+    # median of repeats under torch.inference_mode on CPU.
+    flops_dense: float | None = None
+    flops: float | None = None
+    size_dense_bytes: int | None = None  # fp32 dense
+    size_sparse_bytes: int | None = None  # the sparse encoding a user would ship
+    size_bytes: int | None = None  # what the pruned model ships as (smallest honest encoding)
+    latency_b1_dense_ms: float | None = None
+    latency_b1_ms: float | None = None
+    latency_b64_dense_ms: float | None = None
+    latency_b64_ms: float | None = None
+    speedup_theoretical: float | None = None  # flops_dense / flops
+    speedup_measured: float | None = None  # latency_b64_dense_ms / latency_b64_ms
     seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     dense_source: str | None = None  # trained | cache
     config: dict[str, Any] = field(default_factory=dict)  # resolved config
