@@ -1,22 +1,37 @@
-"""One run, top to bottom: data, dense (cached), prune, finetune, measure."""
+"""One run, top to bottom: data, dense (cached), prune on a schedule, recover, measure.
+
+The schedule (sweeplab.pruning.schedules) and the recovery (sweeplab.recovery) act on a `Run`:
+the run's data, model and dense reference, plus the few operations they share.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from pytorch_lightning.loggers import Logger
-from torch import nn
+from torch import Tensor, nn
 
 from sweeplab import metrics
-from sweeplab.cache import get_or_train
+from sweeplab.cache import checkpoint_path, get_or_train
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.lit import TrainConfig, fit
+from sweeplab.lit import LitClassifier, StepCallback, TrainConfig, fit
 from sweeplab.pruning.base import Pruner
-from sweeplab.pruning.masks import apply_masks, layer_sparsity, remove_masks, sparsity_of
+from sweeplab.pruning.masks import (
+    apply_masks,
+    layer_sparsity,
+    load_unmasked,
+    prunable_parameters,
+    remove_masks,
+    sparsity_of,
+)
+from sweeplab.pruning.schedules import Schedule
+from sweeplab.recovery import Recovery
 
 
 @dataclass
@@ -31,6 +46,8 @@ class RunSpec:
     train: TrainConfig
     finetune: TrainConfig
     pruner: Pruner
+    schedule: Schedule
+    recovery: Recovery
     cache_dir: Path
     accelerator: str = "cpu"
     devices: int = 1
@@ -40,89 +57,249 @@ class RunSpec:
 
 @dataclass
 class Measured:
-    """What a run measured; run.py merges it with identity and provenance into a ResultRow."""
+    """One result (one round); run.py merges it with identity and provenance into a row."""
 
     values: dict[str, object] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    round: int | None = None
+    requested: float | None = None
+
+
+class Run:
+    """A run's state and the operations schedules and recoveries share."""
+
+    def __init__(self, spec: RunSpec, splits: Splits, device: torch.device) -> None:
+        self.spec, self.splits, self.device = spec, splits, device
+        self.pruner, self.recovery = spec.pruner, spec.recovery
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        self.results: list[Measured] = []
+        self.extra: dict[str, object] = {}
+        self.seconds: dict[str, float] = {}  # wall seconds per phase of the current result
+        self.init_state = self._state(self.fresh_init(spec.seed))
+        self.model = spec.build_model(splits.input_shape, splits.num_classes).to(device)
+        self.dense_info: dict[str, float] = {}
+        self.dense_state: dict[str, Tensor] = {}
+
+    # -- the model ------------------------------------------------------------------------
+    def fresh_init(self, seed: int) -> nn.Module:
+        """The model as initialized from `seed` (the dense model starts from seed = run seed)."""
+        torch.manual_seed(seed)
+        return self.spec.build_model(self.splits.input_shape, self.splits.num_classes)
+
+    @staticmethod
+    def _state(model: nn.Module) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def reset_to(self, source: nn.Module | dict[str, Tensor]) -> None:
+        """Load weights into the (possibly masked) model; masks stay attached."""
+        state = source.state_dict() if isinstance(source, nn.Module) else source
+        load_unmasked(self.model, state)
+
+    def dense_model(self) -> nn.Module:
+        """A separate copy of the trained dense model."""
+        model = self.spec.build_model(self.splits.input_shape, self.splits.num_classes)
+        model.load_state_dict(self.dense_state)
+        return model.to(self.device)
+
+    def snapshot(self, step: int) -> dict[str, Tensor]:
+        """Weights at optimizer step `step` of dense training (0 = initialization).
+
+        Steps > 0 are cached next to the dense checkpoint; a missing one is recomputed by
+        replaying the first `step` steps of the same deterministic dense training.
+        """
+        if step == 0:
+            return self.init_state
+        path = checkpoint_path(self.spec.cache_dir, self.spec.dense_id).with_suffix(
+            f".step{step}.pt"
+        )
+        with FileLock(str(path) + ".lock"):
+            if path.exists():
+                try:
+                    return torch.load(path, map_location=self.device, weights_only=True)
+                except Exception:  # noqa: BLE001 - unreadable: recompute below
+                    path.unlink()
+            capture = _Capture(step)
+            model = self.fresh_init(self.spec.seed).to(self.device)
+            # Same init, seed and recipe as dense training: the replay is that training.
+            self.fit(
+                self.spec.train, "rewind", model=model, seed=self.spec.seed,
+                callbacks=[capture], validate=False,
+            )  # fmt: skip
+            tmp = path.with_suffix(".tmp")
+            torch.save(capture.state, tmp)
+            tmp.replace(path)
+            return capture.state
+
+    # -- operations -----------------------------------------------------------------------
+    def fit(
+        self,
+        cfg: TrainConfig,
+        phase: str,
+        *,
+        model: nn.Module | None = None,
+        seed: int | None = None,
+        **kw,
+    ) -> None:
+        """Train (self.model by default) with the run's trainer settings.
+
+        The batch order is seeded by `seed`, by default a new one per result (round).
+        """
+        kw.setdefault("validate", True)
+        with self.timed(phase):
+            fit(
+                model if model is not None else self.model,
+                self.splits,
+                cfg,
+                seed=self.spec.seed + len(self.results) + 1 if seed is None else seed,
+                phase=phase,
+                accelerator=self.spec.accelerator,
+                devices=self.spec.devices,
+                inner_steps=self.spec.inner_steps,
+                logger=self.spec.logger,
+                **kw,
+            )
+
+    def batches(self) -> TensorBatches:
+        """Shuffled training batches for data-driven criteria."""
+        batch = self.spec.train.batch_size
+        return TensorBatches(self.splits.train_x, self.splits.train_y, batch, True, self.spec.seed)
+
+    def apply(self, masks: dict[str, Tensor]) -> None:
+        apply_masks(self.model, masks)
+
+    def prune(
+        self,
+        *,
+        existing: dict[str, Tensor] | None = None,
+        rate: float | None = None,
+        sparsity: float | None = None,
+    ) -> dict[str, Tensor]:
+        """Score, threshold and attach masks; returns them.
+
+        Args:
+            existing: earlier masks (what they prune stays pruned).
+            rate: fraction of the surviving weights to prune now.
+            sparsity: overall target instead of a rate (gradual schedules).
+        """
+        if sparsity is not None:
+            total = sum(
+                p.numel() for p in prunable_parameters(self.model, self.pruner.exclude).values()
+            )
+            remaining = total if existing is None else sum(int(m.sum()) for m in existing.values())
+            rate = max(0.0, 1.0 - (1.0 - sparsity) * total / max(remaining, 1))
+        with self.timed("prune"):
+            was_training = self.model.training
+            masks = self.pruner.masks(
+                self.model, self.batches(), self.generator, existing=existing, rate=rate
+            )
+            self.model.train(was_training)
+            self.apply(masks)
+        return masks
+
+    def evaluate(self) -> tuple[float, float]:
+        """(test, val) accuracy of the model as it is now."""
+        s = self.splits
+        return metrics.accuracy(self.model, s.test_x, s.test_y), metrics.accuracy(
+            self.model, s.val_x, s.val_y
+        )
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to this result's seconds[phase] (nested blocks overlap:
+        a gradual schedule's mask updates count in both prune and its training phase)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[phase] = round(self.seconds.get(phase, 0.0) + elapsed, 3)
+
+    def record(
+        self,
+        masks: dict[str, Tensor],
+        before: tuple[float, float] | None,
+        *,
+        round: int | None = None,
+        requested: float | None = None,
+    ) -> None:
+        """Measure the recovered model (masks still attached) as one result."""
+        with self.timed("measure"):
+            test, val = self.evaluate()
+            total, nonzero = metrics.params_total(self.model), metrics.params_nonzero(self.model)
+        values: dict[str, object] = dict(
+            acc_pruned_test=before[0] if before else None,
+            acc_pruned_val=before[1] if before else None,
+            acc_finetuned_test=test,
+            acc_finetuned_val=val,
+            sparsity_achieved=sparsity_of(masks),
+            params_total=total,
+            params_prunable=sum(m.numel() for m in masks.values()),
+            params_nonzero=nonzero,
+            compression=metrics.compression(total, nonzero),
+            layer_sparsity=layer_sparsity(masks),
+            **self.extra,
+        )
+        self.results.append(Measured(values, self.seconds, round=round, requested=requested))
+        self.seconds = {}
+
+
+class _Capture(StepCallback):
+    """Copies the model's weights at one optimizer step, then stops training."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.state: dict[str, Tensor] = {}
+
+    def on_optimizer_step(self, module: LitClassifier, step: int) -> None:
+        if step == self.step:
+            self.state = Run._state(module.model)
+            module.trainer.should_stop = True
 
 
 def _device(accelerator: str) -> torch.device:
     return torch.device("cuda" if accelerator in ("gpu", "cuda") else "cpu")
 
 
-def run(spec: RunSpec) -> Measured:
-    """Train (or load) the dense model, prune it one-shot, finetune, and measure each stage."""
-    out = Measured()
-    clock = time.perf_counter()
+def run(spec: RunSpec) -> tuple[dict[str, object], list[Measured]]:
+    """Train (or load) the dense model, then let the schedule prune and recover it.
 
-    def lap(phase: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        out.seconds[phase] = round(now - clock, 3)
-        clock = now
+    Returns:
+        (dense values shared by every result, one Measured per result row).
+    """
+    start = time.perf_counter()
+    device = _device(spec.accelerator)
+    splits = spec.load_data().to(device)
+    job = Run(spec, splits, device)
+    data_seconds = time.perf_counter() - start
 
-    # 1. data: whole splits on the run's device.
-    splits = spec.load_data().to(_device(spec.accelerator))
-    lap("data")
+    job.reset_to(job.init_state)
+    job.model.to(device)
 
-    # 2. dense: initialized from the seed, trained once per dense_id.
-    torch.manual_seed(spec.seed)
-    model = spec.build_model(splits.input_shape, splits.num_classes).to(_device(spec.accelerator))
+    def train_dense(model: nn.Module) -> dict[str, float]:
+        t0 = time.perf_counter()
+        job.fit(spec.train, "dense", model=model, seed=spec.seed)
+        test, val = (
+            metrics.accuracy(model, splits.test_x, splits.test_y),
+            metrics.accuracy(model, splits.val_x, splits.val_y),
+        )
+        return {"acc_test": test, "acc_val": val, "train_seconds": time.perf_counter() - t0}
 
-    def train_dense(m: nn.Module) -> dict[str, float]:
-        start = time.perf_counter()
-        fit(m, splits, spec.train, seed=spec.seed, phase="dense", **_trainer(spec))
-        return {
-            "acc_test": metrics.accuracy(m, splits.test_x, splits.test_y),
-            "acc_val": metrics.accuracy(m, splits.val_x, splits.val_y),
-            "train_seconds": time.perf_counter() - start,
-        }
-
-    dense, source = get_or_train(spec.cache_dir, spec.dense_id, model, train_dense)
-    model.to(_device(spec.accelerator))
-    out.values.update(
-        acc_dense_test=dense["acc_test"], acc_dense_val=dense["acc_val"], dense_source=source
-    )
+    job.dense_info, source = get_or_train(spec.cache_dir, spec.dense_id, job.model, train_dense)
+    job.model.to(device)
+    job.dense_state = Run._state(job.model)
     # Whatever training consumed, what follows starts from the same RNG state whether the
     # dense model was trained now or loaded from the cache.
     torch.manual_seed(spec.seed + 1)
-    lap("dense")
-
-    # 3. prune: one shot, masks keyed by parameter name, attached via torch.nn.utils.prune.
-    batches = TensorBatches(splits.train_x, splits.train_y, spec.train.batch_size, True, spec.seed)
-    masks = spec.pruner.masks(model, batches, torch.Generator().manual_seed(spec.seed))
-    apply_masks(model, masks)
-    out.values.update(
-        acc_pruned_test=metrics.accuracy(model, splits.test_x, splits.test_y),
-        acc_pruned_val=metrics.accuracy(model, splits.val_x, splits.val_y),
-    )
-    lap("prune")
-
-    # 4. recover: finetune the survivors; masked weights stay exactly zero.
-    fit(model, splits, spec.finetune, seed=spec.seed + 1, phase="finetune", **_trainer(spec))
-    remove_masks(model)
-    lap("finetune")
-
-    # 5. measure.
-    total, nonzero = metrics.params_total(model), metrics.params_nonzero(model)
-    out.values.update(
-        acc_finetuned_test=metrics.accuracy(model, splits.test_x, splits.test_y),
-        acc_finetuned_val=metrics.accuracy(model, splits.val_x, splits.val_y),
-        sparsity_achieved=sparsity_of(masks),
-        params_total=total,
-        params_prunable=sum(m.numel() for m in masks.values()),
-        params_nonzero=nonzero,
-        compression=metrics.compression(total, nonzero),
-        layer_sparsity=layer_sparsity(masks),
-    )
-    lap("measure")
-    return out
-
-
-def _trainer(spec: RunSpec) -> dict[str, object]:
-    return {
-        "accelerator": spec.accelerator,
-        "devices": spec.devices,
-        "inner_steps": spec.inner_steps,
-        "logger": spec.logger,
+    job.seconds = {
+        "data": round(data_seconds, 3),
+        "dense": round(time.perf_counter() - start - data_seconds, 3),
     }
+
+    spec.schedule.run(job)
+    remove_masks(job.model)
+    dense = {
+        "acc_dense_test": job.dense_info["acc_test"],
+        "acc_dense_val": job.dense_info["acc_val"],
+        "dense_source": source,
+    }
+    return dense, job.results

@@ -40,6 +40,7 @@ class ResultRow:
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     round: int | None = None  # iterative schedules: one row per round, this is its number
     granularity: str | None = None  # weight (unstructured) | channel | neuron | block
+    shared_bits: int | None = None  # weight sharing: index bits per surviving weight
     # Cost metrics (issue 4). FLOPs are multiply-accumulates of one example's forward pass:
     # sparsity-aware for masks, real for removed structure. Sizes in bytes; latency in ms,
     # median of repeats under torch.inference_mode on CPU.

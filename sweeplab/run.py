@@ -39,8 +39,8 @@ def _labels(cfg: DictConfig, rid: str, did: str) -> dict[str, Any]:
         "model": str(cfg.model.get("name", _choice("model", "?"))),
         "strategy": str(cfg.pruning.get("name", _choice("pruning", "?"))),
         "scope": str(cfg.pruning.get("scope", "global")),
-        "schedule": "oneshot",
-        "recovery": "finetune",
+        "schedule": str(cfg.schedule.get("name", _choice("schedule", "?"))),
+        "recovery": str(cfg.recovery.get("name", _choice("recovery", "?"))),
         "seed": cfg.seed,
         "sparsity_requested": cfg.pruning.get("sparsity"),
     }
@@ -67,15 +67,26 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise SweeplabError(f"seed={cfg.seed!r} is not an integer; use e.g. seed=0")
     pruner = instantiate(cfg.pruning)
+    schedule = instantiate(cfg.schedule)
+    recovery = instantiate(cfg.recovery)
     train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)).check("train")
     finetune = TrainConfig(**OmegaConf.to_container(cfg.finetune, resolve=True)).check(
         "finetune", allow_zero_epochs=True
     )
     trainer = cfg.trainer
-    if trainer.get("threads"):
+    threads = trainer.get("threads")
+    if threads is not None:
+        check_positive("trainer.threads", threads, integer=True)
+    elif HydraConfig.initialized():
+        from sweeplab.resources import threads_per_worker
+
+        # Parallel runs share the cores (a joblib worker gets cores // n_jobs, a submitit job
+        # its cpus_per_task): runs that each use every core are slower than serial ones.
+        threads = threads_per_worker(HydraConfig.get().launcher)
+    if threads:
         import torch
 
-        torch.set_num_threads(int(trainer.threads))
+        torch.set_num_threads(int(threads))
     logger_factory = instantiate(cfg.logger) if cfg.get("logger") else None
     return RunSpec(
         run_id=rid,
@@ -88,6 +99,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         train=train,
         finetune=finetune,
         pruner=pruner,
+        schedule=schedule,
+        recovery=recovery,
         cache_dir=Path(cfg.paths.cache_dir),
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
@@ -119,7 +132,7 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     try:
-        measured = run(spec)
+        dense, results = run(spec)
     except SweeplabError:
         raise
     except Exception as e:
@@ -127,19 +140,34 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         store.write_row(results_dir, row)
         traceback.print_exc()
         raise
-    row = ResultRow(status="ok", seconds=measured.seconds, **measured.values, **common)
-    path = store.write_row(results_dir, row)
+    # One row per result; an iterative run's earlier rounds get ids <run_id>-r<k>, and its
+    # last round is the run's own row (the one `finished` looks for), written last.
+    for i, result in enumerate(results):
+        last = i == len(results) - 1
+        labels_i = dict(common)
+        labels_i["run_id"] = rid if last else f"{rid}-r{result.round}"
+        if result.requested is not None:
+            labels_i["sparsity_requested"] = result.requested
+        row = ResultRow(
+            status="ok", seconds=result.seconds, round=result.round,
+            **dense, **result.values, **labels_i,
+        )  # fmt: skip
+        path = store.write_row(results_dir, row)
+        print(
+            f"done {row.run_id}: test acc dense {row.acc_dense_test:.4f} -> pruned "
+            f"{_pct(row.acc_pruned_test)} -> recovered {row.acc_finetuned_test:.4f}, "
+            f"sparsity {row.sparsity_achieved:.4f}, {row.compression:.1f}x ({path})",
+            flush=True,
+        )
     if spec.logger is not None:
         from sweeplab.loggers import log_result
 
         log_result(spec.logger, row)
-    print(
-        f"done {rid}: test acc dense {row.acc_dense_test:.4f} -> pruned {row.acc_pruned_test:.4f} "
-        f"-> finetuned {row.acc_finetuned_test:.4f}, sparsity {row.sparsity_achieved:.4f}, "
-        f"{row.compression:.1f}x ({path})",
-        flush=True,
-    )
     return row
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _describe(labels: dict[str, Any]) -> str:
@@ -154,16 +182,41 @@ def _multirun() -> bool:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> str:
-    """Hydra task: returns "ok" or "skipped" (the sweeper counts them)."""
+def main(cfg: DictConfig) -> str | list[float]:
+    """Hydra task: returns "ok" or "skipped" (the sweeper counts them), or a search's objectives.
+
+    Under `hparams_search=...` (Hydra's Optuna sweeper) the config holds `search.objectives`;
+    the task then returns those values of the run's row, read back from the file so that a
+    skipped (already finished) trial reports the same values as when it ran.
+    """
+    search = cfg.get("search")
     try:
-        return "skipped" if execute(cfg) is None else "ok"
+        if search:
+            store.check_objectives(search.objectives)
+        row = execute(cfg)
+        if search:
+            rid = store.run_id(OmegaConf.to_container(cfg, resolve=True))
+            return store.objectives(
+                cfg.paths.results_dir, rid, search.objectives, float(search.max_drop)
+            )
+        return "skipped" if row is None else "ok"
     except SweeplabError as e:
         # One line, no traceback, no row: the input was wrong, not the run.
         print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
         if _multirun():
             raise  # the sweeper records it, runs the other jobs, and exits non-zero at the end
         sys.exit(2)
+    except KeyboardInterrupt:
+        # Ctrl-C is the user's, not the run's fault: no failed row (execute catches Exception
+        # only), temp files are removed by the writers, and 130 is the shell's code for SIGINT.
+        if _multirun():
+            raise  # the sweeper stops the sweep and says what is kept
+        print(
+            "sweeplab: interrupted; finished runs are kept, run the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

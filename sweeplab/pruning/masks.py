@@ -156,11 +156,35 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
     """Attach masks with torch.nn.utils.prune: weight = weight_orig * mask in every forward.
 
     Gradients of masked entries are zero through the product, so masked weights stay exactly
-    zero under any optimizer (momentum, weight decay and Adam only move weight_orig).
+    zero under any optimizer (momentum, weight decay and Adam only move weight_orig). A module
+    that already carries a mask gets the new one copied in place (later rounds, gradual).
     """
     for name, mask in masks.items():
         module, param = _owner(model, name)
-        prune.custom_from_mask(module, param, mask.to(getattr(module, param).device))
+        current = getattr(module, f"{param}_mask", None)
+        if current is not None:
+            current.copy_(mask)
+        else:
+            prune.custom_from_mask(module, param, mask.to(getattr(module, param).device))
+
+
+def load_unmasked(model: nn.Module, state: dict[str, Tensor]) -> None:
+    """Load a plain state_dict into a model whose weights may carry masks (masks stay).
+
+    Args:
+        model: the model, possibly with torch.nn.utils.prune reparametrizations.
+        state: parameters and buffers of an unmasked model of the same architecture.
+    """
+    own = model.state_dict()
+    mapped = {}
+    for key, value in state.items():
+        target = f"{key}_orig" if f"{key}_orig" in own else key
+        if target not in own:
+            raise KeyError(f"{key} has no place in {type(model).__name__}")
+        mapped[target] = value
+    with torch.no_grad():
+        for key, value in mapped.items():
+            own[key].copy_(value)
 
 
 def remove_masks(model: nn.Module) -> None:

@@ -1,0 +1,233 @@
+"""How a pruned model recovers: finetune, lr/weight rewinding, retraining, distillation, sharing.
+
+Each method trains `run.model` in place with its masks attached, so pruned weights stay zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from sweeplab.errors import SweeplabError, check_positive
+from sweeplab.lit import Distillation, steps_per_epoch
+
+if TYPE_CHECKING:
+    from sweeplab.pipeline import Run
+
+
+class Recovery:
+    """Base: `recover(run, masks, callbacks)` trains run.model with its masks attached."""
+
+    name = "recovery"
+
+    def __init__(self, name: str | None = None) -> None:
+        """Args: name: the config file's name (recorded by run.py, unused here)."""
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        raise NotImplementedError
+
+    def steps(self, run: Run) -> int | None:
+        """Optimizer steps of the training that continues from the pruned weights, if any."""
+        return run.spec.finetune.epochs * steps_per_epoch(run.splits, run.spec.finetune.batch_size)
+
+
+class Finetune(Recovery):
+    """Keep training the surviving weights with the `finetune` settings."""
+
+    name = "finetune"
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        run.fit(run.spec.finetune, "finetune", callbacks=callbacks)
+
+
+class LrRewind(Recovery):
+    """Renda et al. 2020: retrain for finetune.epochs with the tail of training's lr curve.
+
+    The optimizer settings are the dense training's; the cosine curve is replayed from the
+    point that leaves finetune.epochs of it, so the lr rewinds to what it was then.
+    """
+
+    name = "lr_rewind"
+
+    def _cfg(self, run: Run):  # -> TrainConfig
+        return replace(run.spec.train, epochs=run.spec.finetune.epochs)
+
+    def steps(self, run: Run) -> int:
+        return self._cfg(run).epochs * steps_per_epoch(run.splits, run.spec.train.batch_size)
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        train = run.spec.train
+        total = train.epochs * steps_per_epoch(run.splits, train.batch_size)
+        window = (max(total - self.steps(run), 0), total)
+        run.fit(self._cfg(run), "finetune", lr_window=window, callbacks=callbacks)
+
+
+class WeightRewind(Recovery):
+    """Lottery ticket (Frankle & Carbin 2019; Frankle et al. 2020 for k > 0).
+
+    Surviving weights go back to their values at optimizer step k of dense training (k = 0:
+    initialization), then train with the dense recipe from step k to its end.
+
+    Args:
+        step: k, in optimizer steps of dense training.
+    """
+
+    name = "weight_rewind"
+
+    def __init__(self, step: int = 0, name: str | None = None) -> None:
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise SweeplabError(f"recovery.step={step!r} must be an integer >= 0, e.g. 0")
+        self.step = step
+
+    def steps(self, run: Run) -> None:
+        return None
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        train = run.spec.train
+        per_epoch = steps_per_epoch(run.splits, train.batch_size)
+        total = train.epochs * per_epoch
+        if self.step >= total:
+            raise SweeplabError(
+                f"recovery.step={self.step} is not before the end of training ({total} steps)"
+            )
+        run.reset_to(run.snapshot(self.step))
+        epochs = max(1, round((total - self.step) / per_epoch))
+        run.fit(replace(train, epochs=epochs), "retrain", lr_window=(self.step, total))
+
+
+class Retrain(Recovery):
+    """Random re-initialization that keeps the mask, then the dense recipe (LTH's control)."""
+
+    name = "retrain"
+    REINIT_SEED_OFFSET = 7919  # a different init than the dense model's, fixed per run seed
+
+    def steps(self, run: Run) -> None:
+        return None
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        run.reset_to(run.fresh_init(run.spec.seed + self.REINIT_SEED_OFFSET))
+        run.fit(run.spec.train, "retrain")
+
+
+class Distill(Recovery):
+    """Finetune against the dense model as teacher: alpha * CE + (1 - alpha) * T^2 * KL.
+
+    Args:
+        alpha: weight of the hard-label cross-entropy.
+        temperature: softmax temperature T of both teacher and student.
+    """
+
+    name = "distill"
+
+    def __init__(self, alpha: float = 0.5, temperature: float = 4.0, name: str | None = None):
+        self.alpha = float(alpha)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise SweeplabError(f"recovery.alpha={alpha} must lie in [0, 1], e.g. 0.5")
+        self.temperature = float(check_positive("recovery.temperature", temperature))
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        teacher = run.dense_model().eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        distill = Distillation(teacher, self.alpha, self.temperature)
+        run.fit(run.spec.finetune, "finetune", distill=distill, callbacks=callbacks)
+
+
+class SharedWeights(torch.nn.Module):
+    """Parametrization: weight = codebook[index] * mask (Han et al. 2016, stage 2)."""
+
+    def __init__(self, codebook: Tensor, index: Tensor, mask: Tensor) -> None:
+        super().__init__()
+        self.codebook = torch.nn.Parameter(codebook)
+        self.register_buffer("index", index)
+        self.register_buffer("mask", mask)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return self.codebook[self.index] * self.mask
+
+
+def kmeans_1d(values: Tensor, k: int, iterations: int = 30) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means on scalars with Han et al.'s linear initialization over [min, max].
+
+    Returns:
+        (centroids of shape (k,), index of each value's centroid).
+    """
+    centroids = torch.linspace(float(values.min()), float(values.max()), k, dtype=values.dtype)
+    for _ in range(iterations):
+        index = (values[:, None] - centroids[None, :]).abs().argmin(1)
+        sums = torch.zeros(k, dtype=values.dtype).index_add_(0, index, values)
+        counts = torch.bincount(index, minlength=k).to(values.dtype)
+        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+    index = (values[:, None] - centroids[None, :]).abs().argmin(1)
+    return centroids, index
+
+
+class WeightSharing(Recovery):
+    """Han et al. 2016 stage 2: finetune, cluster each layer's survivors into 2^bits shared
+    values, then finetune the shared values (gradients of a cluster are summed into its value).
+
+    Args:
+        bits: index width; each layer keeps at most 2^bits distinct nonzero values.
+    """
+
+    name = "weight_sharing"
+
+    def __init__(self, bits: int = 5, name: str | None = None) -> None:
+        self.bits = int(check_positive("recovery.bits", bits, integer=True))
+        if self.bits > 16:
+            raise SweeplabError(f"recovery.bits={bits} is more than 16; use 2-8 as Han et al.")
+
+    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+        from torch.nn.utils import parametrize
+
+        from sweeplab.pruning.masks import remove_masks
+
+        run.fit(run.spec.finetune, "finetune", callbacks=callbacks)
+        remove_masks(run.model)  # zeros baked in; the sharing parametrization keeps them zero
+        shared = []
+        for name, mask in masks.items():
+            module = run.model.get_submodule(name.rsplit(".", 1)[0])
+            weight = module.weight.detach()
+            keep = mask.to(weight.device).bool()
+            if not keep.any():
+                continue  # global pruning emptied this layer: nothing to share
+            centroids, idx = kmeans_1d(weight[keep].double(), 2**self.bits)
+            index = torch.zeros(weight.shape, dtype=torch.long, device=weight.device)
+            index[keep] = idx.to(weight.device)
+            codebook = centroids.to(weight.dtype).to(weight.device)
+            parametrize.register_parametrization(
+                module, "weight", SharedWeights(codebook, index, mask.to(weight))
+            )
+            module.parametrizations.weight.original.requires_grad_(False)
+            shared.append(module)
+        run.fit(run.spec.finetune, "share", callbacks=())
+        for module in shared:
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        run.apply(masks)  # re-attach so the pipeline's bookkeeping sees the same masks
+        prunable = sum(m.numel() for m in masks.values())
+        survivors = sum(int(m.sum()) for m in masks.values())
+        other = sum(p.numel() for p in run.model.parameters()) - prunable
+        run.extra["shared_bits"] = self.bits
+        run.extra["size_bytes"] = shared_size_bytes(
+            survivors, prunable, len(masks), self.bits, other
+        )
+
+
+def shared_size_bytes(survivors: int, prunable: int, layers: int, bits: int, other: int) -> int:
+    """Bytes of a weight-shared sparse model.
+
+    Encoding: a 1-bit keep-mask over every prunable weight, a `bits`-bit codebook index per
+    survivor, one fp32 codebook of 2^bits values per layer, and every other parameter in fp32.
+    """
+    return (
+        math.ceil(prunable / 8)
+        + math.ceil(survivors * bits / 8)
+        + layers * (2**bits) * 4
+        + other * 4
+    )

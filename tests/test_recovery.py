@@ -1,0 +1,137 @@
+"""Recovery methods: zeros survive each one; rewinds, re-init, distillation, sharing, penalties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import CONF, compose
+from sweeplab.data.digits import load_digits
+from sweeplab.lit import Distillation, LitClassifier, TrainConfig, steps_per_epoch
+from sweeplab.pipeline import Run
+from sweeplab.run import build_spec, execute
+
+RECOVERIES = sorted(p.stem for p in (CONF / "recovery").glob("*.yaml"))
+FAST = ["train.epochs=3", "finetune.epochs=2"]
+
+
+@pytest.mark.parametrize("recovery", RECOVERIES)
+def test_every_recovery_keeps_pruned_weights_at_zero(recovery: str, tmp_path: Path) -> None:
+    row = execute(compose([*FAST, f"recovery={recovery}", f"paths.results_dir={tmp_path}"]))
+    pruned = round(0.9 * row.params_prunable)
+    assert row.status == "ok" and row.recovery == recovery
+    assert row.params_nonzero <= row.params_total - pruned
+    assert abs(row.sparsity_achieved - 0.9) * row.params_prunable <= 1
+
+
+@pytest.fixture
+def job(tmp_path: Path):
+    """A Run with its dense model trained and 80% magnitude masks attached."""
+    spec = build_spec(compose([*FAST, f"paths.results_dir={tmp_path}"]), "rid", "did")
+    job = Run(spec, load_digits(), torch.device("cpu"))
+    job.reset_to(job.init_state)
+    job.fit(spec.train, "dense", seed=spec.seed)
+    job.dense_state = Run._state(job.model)
+    spec.pruner.sparsity = 0.8
+    return job, job.prune()
+
+
+def effective(job: Run, name: str) -> torch.Tensor:
+    return job.model.get_submodule(name.rsplit(".", 1)[0]).weight.detach()
+
+
+def test_weight_rewind_to_zero_restores_initial_values_of_survivors(job, monkeypatch) -> None:
+    from sweeplab.recovery import WeightRewind
+
+    job, masks = job
+    calls = []
+    monkeypatch.setattr(Run, "fit", lambda self, cfg, phase, **kw: calls.append((cfg, kw)))
+    job.model(job.splits.train_x[:2])  # refresh .weight = weight_orig * mask
+    WeightRewind(step=0).recover(job, masks)
+    job.model(job.splits.train_x[:2])
+    for name, mask in masks.items():
+        assert torch.equal(effective(job, name), job.init_state[name] * mask)
+    cfg, kw = calls[0]
+    total = job.spec.train.epochs * steps_per_epoch(job.splits, job.spec.train.batch_size)
+    assert cfg.epochs == job.spec.train.epochs and kw["lr_window"] == (0, total)
+
+
+def test_retrain_reinitializes_survivors_randomly(job, monkeypatch) -> None:
+    from sweeplab.recovery import Retrain
+
+    job, masks = job
+    monkeypatch.setattr(Run, "fit", lambda self, cfg, phase, **kw: None)
+    Retrain().recover(job, masks)
+    job.model(job.splits.train_x[:2])
+    fresh = job.fresh_init(job.spec.seed + Retrain.REINIT_SEED_OFFSET).state_dict()
+    for name, mask in masks.items():
+        assert torch.equal(effective(job, name), fresh[name] * mask)
+        assert not torch.equal(fresh[name], job.init_state[name])
+
+
+def test_lr_rewind_replays_the_tail_of_training(job, monkeypatch) -> None:
+    from sweeplab.recovery import LrRewind
+
+    job, masks = job
+    calls = []
+    monkeypatch.setattr(Run, "fit", lambda self, cfg, phase, **kw: calls.append((cfg, kw)))
+    LrRewind().recover(job, masks)
+    cfg, kw = calls[0]
+    per_epoch = steps_per_epoch(job.splits, job.spec.train.batch_size)
+    total = job.spec.train.epochs * per_epoch
+    assert cfg.lr == job.spec.train.lr and cfg.epochs == job.spec.finetune.epochs
+    assert kw["lr_window"] == (total - cfg.epochs * per_epoch, total)
+
+
+def test_distillation_loss() -> None:
+    torch.manual_seed(0)
+    student, teacher = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    cfg = TrainConfig(epochs=1, lr=0.1)
+    hard = LitClassifier(student, cfg, 1, "finetune", distill=Distillation(teacher, alpha=1.0))
+    assert torch.allclose(hard.loss(x, y), F.cross_entropy(student(x), y))
+    soft = LitClassifier(student, cfg, 1, "finetune", distill=Distillation(teacher, 0.0, 2.0))
+    p_t = F.softmax(teacher(x) / 2, 1)
+    kl = (p_t * (p_t.log() - F.log_softmax(student(x) / 2, 1))).sum(1).mean()
+    assert torch.allclose(soft.loss(x, y), 4 * kl, atol=1e-6)
+
+
+def test_weight_sharing_leaves_at_most_2_to_the_bits_values(tmp_path: Path) -> None:
+    from sweeplab.models.mlp import MLP
+
+    cfg = [*FAST, "recovery=weight_sharing", "recovery.bits=2", f"paths.results_dir={tmp_path}"]
+    spec = build_spec(compose(cfg), "rid", "did")
+    job = Run(spec, load_digits(), torch.device("cpu"))
+    job.reset_to(job.init_state)
+    masks = job.prune()
+    spec.recovery.recover(job, masks)
+    job.model(job.splits.train_x[:2])
+    assert isinstance(job.model, MLP)
+    for name, mask in masks.items():
+        w = effective(job, name)
+        assert len(torch.unique(w[mask == 1])) <= 4 and int(w[mask == 0].count_nonzero()) == 0
+    assert job.extra["shared_bits"] == 2 and job.extra["size_bytes"] > 0
+
+
+def test_l1_penalty_is_added_and_drives_weights_down() -> None:
+    digits = load_digits()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    lit = LitClassifier(model, TrainConfig(epochs=1, lr=0.1, weight_l1=1e-3), 1, "dense")
+    lit._penalized = [model[1]]
+    x, y = digits.train_x[:16], digits.train_y[:16]
+    expected = F.cross_entropy(model(x), y) + 1e-3 * model[1].weight.abs().sum()
+    assert torch.allclose(lit.loss(x, y), expected)
+
+    from sweeplab.lit import fit
+
+    means = {}
+    for l1 in (None, 1e-2):
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        fit(m, digits, TrainConfig(epochs=10, lr=0.05, weight_l1=l1), seed=0, phase="dense")
+        means[l1] = float(m[1].weight.abs().mean())
+    assert means[1e-2] < 0.7 * means[None]
