@@ -1,6 +1,6 @@
-"""`sweeplab run|table`: run hands its arguments to Hydra unchanged; table reads rows only.
+"""`sweeplab run|table|report`: run hands its arguments to Hydra unchanged; the others read rows.
 
-This module imports neither torch nor Lightning: `sweeplab --help` and `sweeplab table` stay fast.
+This module imports neither torch nor Lightning: `sweeplab --help`, `table` and `report` stay fast.
 """
 
 from __future__ import annotations
@@ -8,8 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweeplab.errors import SweeplabError
+
+if TYPE_CHECKING:  # annotations only: table and report import pandas when they run
+    import pandas as pd
+
+    from sweeplab.analysis import Summary
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 _SWEEP_SYNTAX = ("(", "[", "*", "$", "{")
@@ -46,24 +52,152 @@ def _run(overrides: list[str]) -> int:
     return 0
 
 
-def _table(args: argparse.Namespace) -> int:
-    from sweeplab.analysis import filter_rows, render, summarize
-    from sweeplab.store import collect
+def _rows(args: argparse.Namespace) -> pd.DataFrame:
+    """The rows of args.results_dir, filtered by --where; raises when none are left."""
+    from sweeplab.analysis import filter_rows, load_rows
 
-    df = collect(args.results_dir)
+    df = load_rows(args.results_dir)
     if df.empty:
         raise SweeplabError(f"{args.results_dir}/runs has no rows yet; run a sweep first")
-    df = filter_rows(df, args.where)
-    summary = summarize(df)
-    if summary.empty:
+    return filter_rows(df, args.where)
+
+
+def _summary(args: argparse.Namespace, rows: pd.DataFrame) -> Summary:
+    """Aggregates of the selected rows; raises when none of them finished."""
+    from sweeplab.analysis import summarize
+
+    summary = summarize(rows, by=args.by, delta=args.delta)
+    if summary.points.empty:
         where = " ".join(args.where) or "(no filter)"
-        raise SweeplabError(f"no finished runs in {args.results_dir} match {where}")
-    sys.stdout.write(render(summary, args.format))
-    failed = df[df["status"] == "failed"]
+        raise SweeplabError(
+            f"no finished runs in {args.results_dir} match {where}: "
+            f"{summary.failed} matching run(s) failed; see their rows' error field"
+        )
+    return summary
+
+
+def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
+    failed = rows[rows["status"] == "failed"]
     if len(failed):
-        ids = ", ".join(failed["run_id"].head(5))
-        print(f"\n{len(failed)} failed run(s) not in the table: {ids}", file=sys.stderr)
+        ids = ", ".join(failed["run_id"].head(5)) + (", ..." if len(failed) > 5 else "")
+        print(
+            f"\n{len(failed)} failed run(s) not in the tables: {ids} "
+            f"(the error is in {results_dir}/runs/<run_id>.json)",
+            file=sys.stderr,
+        )
+
+
+def _table(args: argparse.Namespace) -> int:
+    from sweeplab.analysis import render
+
+    rows = _rows(args)
+    summary = _summary(args, rows)
+    sys.stdout.write(render(summary, args.format, args.view, args.pivot))
+    _report_failed(rows, args.results_dir)
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sweeplab.report import write_report
+
+    rows = _rows(args)
+    summary = _summary(args, rows)
+    written = write_report(
+        summary,
+        rows,
+        args.results_dir,
+        args.output,
+        layer_run=args.run,
+        title=args.title,
+        plots=not args.no_plots,
+        pivot=args.pivot,
+    )
+    print(f"report: {written.html} ({len(written.plots)} plot files in {written.plot_dir})")
+    if args.wandb:
+        from sweeplab.loggers import wandb_report
+
+        wandb_report(summary, written, project=args.wandb_project)
+    _report_failed(rows, args.results_dir)
+    return 0
+
+
+def _delta(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, e.g. --delta 1") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0 accuracy points, e.g. --delta 1")
+    return value
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by commands that read and aggregate rows."""
+    p.add_argument("results_dir", nargs="?", default="results", help="default: results")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep rows where KEY (a row field or a config key like train.lr) is VALUE "
+        "(or one of a comma list); repeatable",
+    )
+    p.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="separate tables per value of COLUMN (besides data and model); repeatable",
+    )
+    p.add_argument(
+        "--delta",
+        type=_delta,
+        default=1.0,
+        help="accuracy points a run may lose against its own dense model for "
+        "'best compression within delta' (default 1)",
+    )
+    p.add_argument(
+        "--pivot",
+        choices=["sparsity", "compression"],
+        default="sparsity",
+        help="pivot columns: requested sparsity or achieved compression (default sparsity)",
+    )
+
+
+def _add_table(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "table",
+        help="print accuracy pivots, the Pareto table and the best compression within delta",
+    )
+    _add_selection(p)
+    p.add_argument("--format", choices=["md", "csv", "latex", "json"], default="md")
+    p.add_argument(
+        "--view",
+        choices=["all", "pivot", "points", "best"],
+        default="all",
+        help="which tables (default all; csv holds one table, so all writes the points table)",
+    )
+    p.set_defaults(handler=_table)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="write a self-contained offline HTML dashboard plus PNG/SVG plots"
+    )
+    _add_selection(p)
+    p.add_argument("-o", "--output", default="report.html", help="default: report.html")
+    p.add_argument("--title", default=None, help="page title (default: the results dir)")
+    p.add_argument(
+        "--run", default=None, metavar="RUN_ID", help="run for the per-layer sparsity plot"
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG files")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the tables and curves to a W&B run (offline unless an API key is set)",
+    )
+    p.add_argument("--wandb-project", default="sweeplab", help="W&B project (default sweeplab)")
+    p.set_defaults(handler=_report)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -78,12 +212,9 @@ def parser() -> argparse.ArgumentParser:
         help="run one config or a sweep; arguments go to Hydra unchanged "
         "(e.g. -m pruning=random,global_magnitude pruning.sparsity=0.5,0.9)",
     )
-    table = sub.add_parser("table", help="print the aggregated Pareto table of a results dir")
-    table.add_argument("results_dir", nargs="?", default="results")
-    table.add_argument("--format", choices=["md", "csv", "json"], default="md")
-    table.add_argument(
-        "--where", action="append", default=[], metavar="KEY=VALUE", help="filter rows, repeatable"
-    )
+    # One _add_<command> per subcommand; each sets its handler.
+    _add_table(sub)
+    _add_report(sub)
     return p
 
 
@@ -93,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["run"]:
             return _run(argv[1:])
         args = parser().parse_args(argv)
-        return _table(args)
+        return args.handler(args)
     except SweeplabError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
         return 2

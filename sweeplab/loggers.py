@@ -1,31 +1,128 @@
-"""Logger factories for `logger=` configs that need more than a constructor."""
+"""Logger factories for `logger=` configs, and what each logger gets once a run has finished.
+
+W&B: one W&B run per sweeplab run, grouped by experiment (or by sweep), tagged with strategy,
+schedule and recovery, the resolved config flattened, the result row in the summary and the
+per-layer sparsity as a table. Offline unless an API key is configured; offline runs print
+the `wandb sync` command that uploads them later.
+"""
 
 from __future__ import annotations
 
+import html
 import os
+from pathlib import Path
 from typing import Any
 
+# W&B refuses tags longer than this.
+_TAG_MAX = 64
 
-def wandb_logger(name: str, project: str = "sweeplab", save_dir: str = ".", **kwargs: Any):
-    """A Lightning WandbLogger; offline unless an API key is configured (env or ~/.netrc).
+
+def wandb_mode() -> str:
+    """WANDB_MODE if set, else online with an API key (env or ~/.netrc), else offline."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    netrc = Path.home() / ".netrc"
+    try:
+        in_netrc = netrc.exists() and "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        in_netrc = False
+    return "online" if os.environ.get("WANDB_API_KEY") or in_netrc else "offline"
+
+
+def _hydra_context() -> tuple[str | None, list[str]]:
+    """(group, tags) from the Hydra job this factory runs in: experiment or sweep, choices."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return None, []
+        hc = HydraConfig.get()
+        choices = hc.runtime.choices
+        group = choices.get("experiment")
+        if not group and hc.mode == RunMode.MULTIRUN:
+            # One group per multirun: its sweep folder's name is the launch time.
+            group = f"sweep-{Path(hc.runtime.output_dir).parent.name}"
+        tags = [choices.get(g) for g in ("pruning", "schedule", "recovery")]
+        return group, [t for t in tags if t]
+    except Exception:  # outside a Hydra job (tests, notebooks): no context, no failure
+        return None, []
+
+
+def wandb_logger(
+    name: str,
+    project: str = "sweeplab",
+    save_dir: str = ".",
+    group: str | None = None,
+    tags: list[str] | None = None,
+    **kwargs: Any,
+):
+    """A Lightning WandbLogger for one run; offline unless an API key is configured.
 
     Args:
         name: the W&B run name (sweeplab's run_id).
         project: W&B project.
-        save_dir: folder for W&B's local files.
+        save_dir: folder for W&B's local files (W&B adds wandb/ inside).
+        group: W&B group (default: the experiment, else one group per multirun).
+        tags: extra tags; strategy, schedule and recovery are added.
     Returns:
         pytorch_lightning.loggers.WandbLogger
     """
-    from pathlib import Path
-
     from pytorch_lightning.loggers import WandbLogger
 
-    netrc = Path.home() / ".netrc"
-    logged_in = bool(os.environ.get("WANDB_API_KEY")) or (
-        netrc.exists() and "api.wandb.ai" in netrc.read_text()
+    hydra_group, hydra_tags = _hydra_context()
+    all_tags = sorted({str(t)[:_TAG_MAX] for t in [*(tags or []), *hydra_tags]})
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        name=name,
+        project=project,
+        save_dir=save_dir,
+        mode=wandb_mode(),
+        group=group or hydra_group,
+        tags=all_tags,
+        **kwargs,
     )
-    mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
-    return WandbLogger(name=name, project=project, save_dir=save_dir, mode=mode, **kwargs)
+
+
+def _is_wandb(logger: Any) -> bool:
+    # Duck-typed so a CSV-only run never imports wandb.
+    return type(logger).__name__ == "WandbLogger" and hasattr(logger, "experiment")
+
+
+def sync_hint(run: Any) -> str | None:
+    """The `wandb sync` command for an offline run, or None when it is online."""
+    if not getattr(run, "offline", False):
+        return None
+    return f"wandb sync {Path(run.dir).parent}"
+
+
+def _wandb_result(logger: Any, row: Any) -> None:
+    import wandb
+
+    from sweeplab.analysis import flatten_config
+
+    run = logger.experiment
+    data = row.to_dict()
+    config = data.pop("config") or {}
+    run.config.update(
+        {k: v for k, v in flatten_config(config).items() if k != "logger"},
+        allow_val_change=True,
+    )
+    tags = {str(t)[:_TAG_MAX] for t in (row.strategy, row.schedule, row.recovery) if t}
+    run.tags = tuple(sorted(set(run.tags or ()) | tags))
+    run.summary.update(data)
+    layers = wandb.Table(
+        columns=["layer", "sparsity"], data=[[k, v] for k, v in row.layer_sparsity.items()]
+    )
+    run.log(
+        {
+            # Not "layer_sparsity": the summary holds the row's dict under that name.
+            "layer_sparsity_table": layers,
+            "layer_sparsity_chart": wandb.plot.bar(
+                layers, "layer", "sparsity", title=f"per-layer sparsity of {row.run_id}"
+            ),
+        }
+    )
 
 
 def log_result(logger: Any, row: Any) -> None:
@@ -41,5 +138,70 @@ def log_result(logger: Any, row: Any) -> None:
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     logger.log_metrics({f"result/{k}": v for k, v in numbers.items()})
+    wandb_run = logger.experiment if _is_wandb(logger) else None
+    if wandb_run is not None:
+        _wandb_result(logger, row)
     logger.save()
     logger.finalize("success")
+    if wandb_run is not None:
+        hint = sync_hint(wandb_run)
+        # Each run is its own W&B run: finish it so the next job in this process starts anew.
+        wandb_run.finish()
+        if hint:
+            print(f"wandb: offline run saved; upload it with: {hint}", flush=True)
+
+
+def wandb_report(summary: Any, written: Any, project: str = "sweeplab") -> str | None:
+    """Log the Pareto table, best-within-Δ, pivot and curves of a report to one W&B run.
+
+    Args:
+        summary: analysis.Summary of the report.
+        written: report.Written (its PNG files are logged as images).
+        project: W&B project.
+    Returns:
+        The `wandb sync` command when the run is offline, else None.
+    """
+    import wandb
+
+    from sweeplab.analysis import best_within, render
+
+    points = summary.points.assign(run_ids=[" ".join(r) for r in summary.points["run_ids"]])
+    best = best_within(summary).drop(columns="run_ids")
+    kwargs: dict[str, Any] = {}
+    if not os.environ.get("WANDB_DIR"):
+        kwargs["dir"] = str(written.html.parent)
+    run = wandb.init(
+        project=project,
+        job_type="report",
+        name=f"report-{written.html.stem}",
+        mode=wandb_mode(),
+        config={"delta": summary.delta, "groups": summary.groups, "costs": summary.costs},
+        **kwargs,
+    )
+    logged: dict[str, Any] = {
+        "pareto": wandb.Table(dataframe=points.astype({"run_ids": str})),
+        "best_within_delta": wandb.Table(dataframe=best),
+        "tables_markdown": wandb.Html(f"<pre>{html.escape(render(summary, 'md'))}</pre>"),
+    }
+    pruned = points[points["strategy"] != "dense"]
+    for key, sub in pruned.groupby(summary.groups, dropna=False, sort=True):
+        name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+        curves = [line.sort_values("compression") for _, line in sub.groupby("series", sort=True)]
+        logged[f"acc_vs_compression/{name}"] = wandb.plot.line_series(
+            xs=[list(c["compression"]) for c in curves],
+            ys=[list(100 * c["acc"]) for c in curves],
+            keys=[str(c["series"].iloc[0]) for c in curves],
+            title=f"{name}: test accuracy % after finetune vs compression",
+            xname="compression",
+        )
+    for path in written.plots:
+        if path.suffix == ".png":
+            logged[f"plots/{path.stem}"] = wandb.Image(str(path))
+    run.log(logged)
+    run.summary.update(
+        {f"best/{r['series']}": r["compression"] for r in best.to_dict("records") if r["best"]}
+    )
+    hint = sync_hint(run)
+    run.finish()
+    print(f"wandb: report logged to project {project}" + (f"; upload with: {hint}" if hint else ""))
+    return hint

@@ -11,6 +11,7 @@ import pytest
 from conftest import FAST, rows_in, sweeplab
 from sweeplab.cli import check_choices
 from sweeplab.errors import SweeplabError
+from test_analysis import write_rows
 
 
 def imported_heavy(code: str) -> str:
@@ -22,13 +23,23 @@ def imported_heavy(code: str) -> str:
     return out.stdout.rsplit("HEAVY=", 1)[1].strip()
 
 
-def test_help_and_table_do_not_import_torch(tmp_path: Path) -> None:
+def test_help_table_and_report_do_not_import_torch(tmp_path: Path) -> None:
     help_probe = (
         "from sweeplab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     )
     assert imported_heavy(help_probe) == ""
     table_probe = f"from sweeplab.cli import main\nmain(['table', {str(tmp_path)!r}])"
     assert imported_heavy(table_probe) == ""
+    # With rows, so every table and report code path really runs.
+    write_rows(tmp_path / "res")
+    res, html = str(tmp_path / "res"), str(tmp_path / "report.html")
+    table_probe = f"from sweeplab.cli import main\nassert main(['table', {res!r}]) == 0"
+    assert imported_heavy(table_probe) == ""
+    report_probe = (
+        f"from sweeplab.cli import main\nassert main(['report', {res!r}, '-o', {html!r}]) == 0"
+    )
+    assert imported_heavy(report_probe) == ""
+    assert (tmp_path / "report_plots" / "sparsity_requested_vs_achieved.png").exists()
 
 
 def test_unknown_group_choice_lists_the_choices() -> None:

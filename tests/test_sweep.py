@@ -72,12 +72,12 @@ def test_rerun_skips_every_finished_run(swept) -> None:
 
 def test_table_prints_the_pareto_table(swept) -> None:
     res, _, _ = swept
-    proc = sweeplab(["table", str(res)], cwd=REPO)
+    proc = sweeplab(["table", str(res), "--view", "points"], cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "### digits / mlp" in lines
     assert sum(line.startswith("| ") for line in lines) == 1 + 1 + 12  # header, dense, runs
-    assert any(line.rstrip().endswith("| * |") for line in lines)
+    assert any(line.rstrip().endswith("* |") for line in lines)
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path: Path) -> None:
