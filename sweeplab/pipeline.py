@@ -53,6 +53,9 @@ class RunSpec:
     devices: int = 1
     inner_steps: int = 8
     logger: Logger | None = None
+    # Called with (dense values, result) as soon as each result exists, so an iterative run's
+    # rounds are on disk while later rounds train.
+    on_result: Callable[[dict[str, object], Measured], None] | None = None
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Measured:
     seconds: dict[str, float] = field(default_factory=dict)
     round: int | None = None
     requested: float | None = None
+    final: bool = True  # the run's last result: its row carries the run's own id
 
 
 class Run:
@@ -79,6 +83,7 @@ class Run:
         self.model = spec.build_model(splits.input_shape, splits.num_classes).to(device)
         self.dense_info: dict[str, float] = {}
         self.dense_state: dict[str, Tensor] = {}
+        self.dense_source = "trained"
 
     # -- the model ------------------------------------------------------------------------
     def fresh_init(self, seed: int) -> nn.Module:
@@ -196,6 +201,14 @@ class Run:
             self.apply(masks)
         return masks
 
+    def dense_values(self) -> dict[str, object]:
+        """Row fields of the dense model this run started from."""
+        return {
+            "acc_dense_test": self.dense_info.get("acc_test"),
+            "acc_dense_val": self.dense_info.get("acc_val"),
+            "dense_source": self.dense_source,
+        }
+
     def evaluate(self) -> tuple[float, float]:
         """(test, val) accuracy of the model as it is now."""
         s = self.splits
@@ -221,6 +234,7 @@ class Run:
         *,
         round: int | None = None,
         requested: float | None = None,
+        final: bool = True,
     ) -> None:
         """Measure the recovered model (masks still attached) as one result."""
         with self.timed("measure"):
@@ -239,8 +253,11 @@ class Run:
             layer_sparsity=layer_sparsity(masks),
             **self.extra,
         )
-        self.results.append(Measured(values, self.seconds, round=round, requested=requested))
+        result = Measured(values, self.seconds, round=round, requested=requested, final=final)
+        self.results.append(result)
         self.seconds = {}
+        if self.spec.on_result is not None:
+            self.spec.on_result(self.dense_values(), result)
 
 
 class _Capture(StepCallback):
@@ -295,11 +312,7 @@ def run(spec: RunSpec) -> tuple[dict[str, object], list[Measured]]:
         "dense": round(time.perf_counter() - start - data_seconds, 3),
     }
 
+    job.dense_source = source
     spec.schedule.run(job)
     remove_masks(job.model)
-    dense = {
-        "acc_dense_test": job.dense_info["acc_test"],
-        "acc_dense_val": job.dense_info["acc_val"],
-        "dense_source": source,
-    }
-    return dense, job.results
+    return job.dense_values(), job.results

@@ -131,21 +131,14 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         versions=versions(),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    try:
-        dense, results = run(spec)
-    except SweeplabError:
-        raise
-    except Exception as e:
-        row = ResultRow(status="failed", error=f"{type(e).__name__}: {e}", **common)
-        store.write_row(results_dir, row)
-        traceback.print_exc()
-        raise
-    # One row per result; an iterative run's earlier rounds get ids <run_id>-r<k>, and its
-    # last round is the run's own row (the one `finished` looks for), written last.
-    for i, result in enumerate(results):
-        last = i == len(results) - 1
+    written: list[ResultRow] = []
+
+    def write(dense: dict[str, Any], result: Any) -> None:
+        # One row per result, on disk as soon as it exists. An iterative run's earlier rounds
+        # get ids <run_id>-r<k>; its final result is the run's own row, the one `finished`
+        # looks for, so a run killed mid-way is redone whole.
         labels_i = dict(common)
-        labels_i["run_id"] = rid if last else f"{rid}-r{result.round}"
+        labels_i["run_id"] = rid if result.final else f"{rid}-r{result.round}"
         if result.requested is not None:
             labels_i["sparsity_requested"] = result.requested
         row = ResultRow(
@@ -153,12 +146,25 @@ def execute(cfg: DictConfig) -> ResultRow | None:
             **dense, **result.values, **labels_i,
         )  # fmt: skip
         path = store.write_row(results_dir, row)
+        written.append(row)
         print(
             f"done {row.run_id}: test acc dense {row.acc_dense_test:.4f} -> pruned "
             f"{_pct(row.acc_pruned_test)} -> recovered {row.acc_finetuned_test:.4f}, "
             f"sparsity {row.sparsity_achieved:.4f}, {row.compression:.1f}x ({path})",
             flush=True,
         )
+
+    spec.on_result = write
+    try:
+        run(spec)
+    except SweeplabError:
+        raise
+    except Exception as e:
+        row = ResultRow(status="failed", error=f"{type(e).__name__}: {e}", **common)
+        store.write_row(results_dir, row)
+        traceback.print_exc()
+        raise
+    row = written[-1]
     if spec.logger is not None:
         from sweeplab.loggers import log_result
 
@@ -182,13 +188,26 @@ def _multirun() -> bool:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> str | list[float]:
+def main(cfg: DictConfig) -> str | float | list[float]:
     """Hydra task: returns "ok" or "skipped" (the sweeper counts them), or a search's objectives.
 
     Under `hparams_search=...` (Hydra's Optuna sweeper) the config holds `search.objectives`;
     the task then returns those values of the run's row, read back from the file so that a
     skipped (already finished) trial reports the same values as when it ran.
     """
+    import signal
+    import threading
+
+    # Lightning turns a KeyboardInterrupt inside fit() into exit(1); this flag tells that exit
+    # apart from a real one.
+    sigint: list[int] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        sigint.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
     search = cfg.get("search")
     try:
         if search:
@@ -196,9 +215,10 @@ def main(cfg: DictConfig) -> str | list[float]:
         row = execute(cfg)
         if search:
             rid = store.run_id(OmegaConf.to_container(cfg, resolve=True))
-            return store.objectives(
+            values = store.objectives(
                 cfg.paths.results_dir, rid, search.objectives, float(search.max_drop)
             )
+            return values[0] if len(values) == 1 else values  # Optuna: a float for one
         return "skipped" if row is None else "ok"
     except SweeplabError as e:
         # One line, no traceback, no row: the input was wrong, not the run.
@@ -206,11 +226,13 @@ def main(cfg: DictConfig) -> str | list[float]:
         if _multirun():
             raise  # the sweeper records it, runs the other jobs, and exits non-zero at the end
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as e:
+        if isinstance(e, SystemExit) and not sigint:
+            raise
         # Ctrl-C is the user's, not the run's fault: no failed row (execute catches Exception
         # only), temp files are removed by the writers, and 130 is the shell's code for SIGINT.
         if _multirun():
-            raise  # the sweeper stops the sweep and says what is kept
+            raise KeyboardInterrupt from None  # the sweeper stops and says what is kept
         print(
             "sweeplab: interrupted; finished runs are kept, run the same command to resume",
             file=sys.stderr,

@@ -84,7 +84,8 @@ class Iterative(Schedule):
             masks = run.prune(existing=masks, rate=per_round)
             before = run.evaluate()
             run.recovery.recover(run, masks)
-            run.record(masks, before, round=r, requested=target if r == self.rounds else cumulative)
+            last = r == self.rounds
+            run.record(masks, before, round=r, requested=target if last else cumulative, final=last)
 
 
 def cubic_sparsity(
