@@ -54,7 +54,8 @@ def _run(overrides: list[str]) -> int:
 
 def _rows(args: argparse.Namespace) -> pd.DataFrame:
     """The rows of args.results_dir, filtered by --where; raises when none are left."""
-    from sweeplab.analysis import filter_rows, load_rows
+    from sweeplab.analysis import filter_rows
+    from sweeplab.rowindex import load_rows
 
     df = load_rows(args.results_dir)
     if df.empty:
@@ -88,7 +89,7 @@ def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from sweeplab.analysis import render
+    from sweeplab.tables import render
 
     rows = _rows(args)
     summary = _summary(args, rows)

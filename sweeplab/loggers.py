@@ -99,7 +99,7 @@ def sync_hint(run: Any) -> str | None:
 def _wandb_result(logger: Any, row: Any) -> None:
     import wandb
 
-    from sweeplab.analysis import flatten_config
+    from sweeplab.rowindex import flatten_config
 
     run = logger.experiment
     data = row.to_dict()
@@ -163,7 +163,8 @@ def wandb_report(summary: Any, written: Any, project: str = "sweeplab") -> str |
     """
     import wandb
 
-    from sweeplab.analysis import best_within, render
+    from sweeplab.analysis import best_within
+    from sweeplab.tables import render
 
     points = summary.points.assign(run_ids=[" ".join(r) for r in summary.points["run_ids"]])
     best = best_within(summary).drop(columns="run_ids")

@@ -13,20 +13,12 @@ import pandas as pd
 import pytest
 
 from sweeplab import store
-from sweeplab.analysis import (
-    INDEX_FILE,
-    best_within,
-    filter_rows,
-    latex_escape,
-    load_rows,
-    pareto_front,
-    pivot_cells,
-    render,
-    summarize,
-)
+from sweeplab.analysis import best_within, filter_rows, pareto_front, pivot_cells, summarize
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.row import ResultRow
+from sweeplab.rowindex import INDEX_FILE, load_rows
+from sweeplab.tables import latex_escape, render
 
 
 def test_pareto_front() -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from sweeplab import store
-from sweeplab.analysis import load_rows, summarize
+from sweeplab.analysis import summarize
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.report import script_json, write_report
+from sweeplab.rowindex import load_rows
 from test_analysis import make_row, write_rows
 
 # A strategy name that would run script if it reached the page unescaped, in HTML or in JSON.
