@@ -72,7 +72,8 @@ def _floor_pruned(
     """Scores as float, with already-pruned entries at -inf so they stay pruned."""
     out = {}
     for name, s in scores.items():
-        s = s.detach().float()
+        s = s.detach()
+        s = s if s.dtype == torch.float64 else s.float()  # keep float64 (SynFlow's tiny scores)
         if existing is not None and name in existing:
             s = s.masked_fill(existing[name].to(s.device) == 0, float("-inf"))
         out[name] = s
