@@ -1,0 +1,143 @@
+"""Export a pruned model to a folder a user loads with torch alone (no sweeplab).
+
+The folder holds:
+model.pt2   the architecture as a torch.export program (traced in eval mode, any batch size);
+            with its weights when sparse=False (a structurally pruned model is simply smaller),
+            without them (meta tensors) when sparse=True;
+weights.pt  sparse=True only: every tensor in the encoding costs.encode_choice picks
+            (dense, bitmask or index), so its payload is exactly costs.size_sparse_bytes;
+load.py     a 40-line loader: `import load; model = load.load(folder)`;
+README.txt  those two lines.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from sweeplab.costs import encode_choice, index_bytes, plain_copy, shippable
+from sweeplab.errors import SweeplabError
+
+LOADER = '''"""Load a model exported by sweeplab; needs only torch (>= 2.6), not sweeplab."""
+
+import math
+from pathlib import Path
+
+import torch
+
+
+def decode(entry: dict) -> torch.Tensor:
+    """One tensor from its stored form: dense, bitmask (bits + values) or index (+ values)."""
+    if entry["format"] == "dense":
+        return entry["tensor"]
+    shape = entry["shape"]
+    flat = torch.zeros(math.prod(shape), dtype=entry["values"].dtype)
+    if entry["format"] == "bitmask":
+        shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+        keep = ((entry["bits"].unsqueeze(1) >> shifts) & 1).flatten()[: flat.numel()].bool()
+        flat[keep] = entry["values"]
+    elif entry["format"] == "index":
+        flat[entry["index"].to(torch.int64)] = entry["values"]
+    else:
+        raise ValueError(f"unknown tensor format {entry['format']!r}")
+    return flat.view(shape)
+
+
+def load(folder: str | Path) -> torch.nn.Module:
+    """The exported model, in eval mode on the CPU; call it under torch.inference_mode()."""
+    folder = Path(folder)
+    model = torch.export.load(folder / "model.pt2").module()
+    weights = folder / "weights.pt"
+    if weights.exists():
+        stored = torch.load(weights, weights_only=True)
+        model.load_state_dict({k: decode(v) for k, v in stored.items()}, assign=True)
+    return model
+'''
+
+README = """Exported by sweeplab. Load with torch alone (>= 2.6), from this folder's parent:
+
+    import sys; sys.path.insert(0, "{name}"); import load
+    model = load.load("{name}")  # then: with torch.inference_mode(): model(x)
+"""
+
+
+def encode(t: Tensor) -> dict[str, object]:
+    """A tensor in the smallest of the encodings (see costs.encode_choice), ready for torch.save."""
+    choice = encode_choice(t)
+    if choice.format == "dense":
+        return {"format": "dense", "tensor": t.float() if t.is_floating_point() else t}
+    flat = t.detach().flatten()
+    keep = flat != 0
+    entry: dict[str, object] = {
+        "format": choice.format,
+        "shape": list(t.shape),
+        "values": flat[keep].float(),
+    }
+    if choice.format == "bitmask":
+        bits = torch.cat([keep, keep.new_zeros((-len(keep)) % 8)]).view(-1, 8).to(torch.uint8)
+        shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+        entry["bits"] = (bits << shifts).sum(1).to(torch.uint8)
+    else:
+        dtype = {1: torch.uint8, 2: torch.uint16, 4: torch.int32}[index_bytes(t.numel())]
+        entry["index"] = keep.nonzero().flatten().to(dtype)
+    return entry
+
+
+def export_model(
+    model: nn.Module, example_input: Tensor, out_path: str | Path, sparse: bool
+) -> Path:
+    """Write model to a new folder out_path that `load.py` in it loads with torch alone.
+
+    Args:
+        model: the (pruned) model; attached masks are folded in, the model is left as it was.
+        example_input: one batch of inputs, for tracing (any batch size works afterwards).
+        out_path: folder to create; it must not exist yet.
+        sparse: store the weights in the sparse encoding (unstructured pruning) instead of
+            inside the program (a structurally pruned model, already small).
+    Returns:
+        out_path.
+    """
+    out = Path(out_path)
+    if out.exists():
+        raise SweeplabError(f"export path {out} already exists; choose a new path or delete it")
+    cpu = plain_copy(model).cpu().eval()
+    x = example_input.detach().cpu()
+    # Batch 2 or more: torch.export specializes a dimension traced at size 1.
+    x = x.repeat(2, *([1] * (x.dim() - 1))) if len(x) < 2 else x
+    dynamic = ({0: torch.export.Dim.DYNAMIC},)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        if sparse:
+            state = {k: encode(v) for k, v in shippable(cpu).items()}
+            torch.save(state, tmp / "weights.pt")
+            # The program carries shapes only: meta tensors have no data to store.
+            cpu, x = cpu.to("meta"), x.to("meta")
+        program = torch.export.export(cpu, (x,), dynamic_shapes=dynamic)
+        torch.export.save(program, tmp / "model.pt2")
+        (tmp / "load.py").write_text(LOADER)
+        (tmp / "README.txt").write_text(README.format(name=out.name))
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_exported(path: str | Path) -> nn.Module:
+    """Load an exported folder with the loader shipped in it (what a user runs)."""
+    folder = Path(path)
+    if not (folder / "load.py").exists():
+        raise SweeplabError(f"{folder} has no load.py; pass a folder written by sweeplab export")
+    spec = importlib.util.spec_from_file_location(
+        f"sweeplab_export_{uuid.uuid4().hex}", folder / "load.py"
+    )
+    assert spec is not None and spec.loader is not None
+    loader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loader)
+    return loader.load(folder)
