@@ -1,48 +1,100 @@
-"""The dense-model cache: trained once per dense_id, locked across parallel workers."""
+"""The dense-model cache: trained once per dense_id, locked across parallel workers.
+
+A checkpoint is written to a temp file, fsynced and renamed into place, so a reader sees a
+whole file or none; it carries a sha256 of its tensors, because torch.load reads a file whose
+tensor bytes were damaged without complaint. Anything that fails to load or to match is
+trained again, never used.
+"""
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from filelock import FileLock
-from torch import nn
+from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError
 
-log = logging.getLogger(__name__)
-FORMAT = 1
+# 2: adds the sha256 of the tensors. Older checkpoints are retrained once.
+FORMAT = 2
 
 
 def checkpoint_path(cache_dir: str | Path, dense_id: str) -> Path:
     return Path(cache_dir) / "dense" / f"{dense_id}.pt"
 
 
-def _save(path: Path, model: nn.Module, info: dict[str, float]) -> None:
+def digest(state: Mapping[str, Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict's tensors."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_state(
+    path: Path, state: Mapping[str, Tensor], info: Mapping[str, Any] | None = None
+) -> None:
+    """Write a state dict (plus a small info dict) atomically and durably, with its digest.
+
+    Args:
+        path: where the checkpoint goes; its folder must exist.
+        state: tensors to save (e.g. model.state_dict()).
+        info: numbers to keep alongside (e.g. dense accuracies).
+    """
+    blob = {"format": FORMAT, "state_dict": dict(state), "info": dict(info or {})}
+    blob["sha256"] = digest(blob["state_dict"])
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save({"format": FORMAT, "state_dict": model.state_dict(), "info": info}, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(blob, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _load(path: Path, model: nn.Module) -> dict[str, float] | None:
-    """Load a checkpoint into model; None (and a warning) if it is corrupt or does not fit."""
+def load_state(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+    """Read a checkpoint written by save_state; None (and a warning) if it is unusable.
+
+    Args:
+        path: the checkpoint.
+    Returns:
+        (state dict on CPU, info), or None when the file is missing, truncated, corrupt, of
+        another format, or its tensors do not match their digest.
+    """
+    if not path.exists():
+        return None
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("format") != FORMAT:
-            raise ValueError(f"format {blob.get('format')}")
-        model.load_state_dict(blob["state_dict"])
-        return dict(blob["info"])
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise ValueError(f"not a sweeplab checkpoint of format {FORMAT}")
+        if digest(blob["state_dict"]) != blob.get("sha256"):
+            raise ValueError("tensor bytes do not match their sha256")
+        return blob["state_dict"], dict(blob["info"])
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is retrained
-        log.warning("dense checkpoint %s is unreadable (%s); training it again", path, e)
+        _warn(f"checkpoint {path} is unusable ({e}); training it again")
         return None
+
+
+def _warn(message: str) -> None:
+    # A print, not logging: runs disable Hydra's log configuration (root level ERROR).
+    print(f"sweeplab: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of a writer that was killed mid-write (only called under the path's lock)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def get_or_train(
@@ -70,12 +122,17 @@ def get_or_train(
             "set paths.cache_dir to a writable folder"
         ) from e
     # One lock per dense model: parallel workers wait rather than train it twice or read a
-    # half-written file.
+    # half-written file. The OS releases it when its holder dies, even by kill -9.
     with FileLock(str(path) + ".lock"):
-        if path.exists():
-            info = _load(path, model)
-            if info is not None:
+        loaded = load_state(path)
+        if loaded is not None:
+            state, info = loaded
+            try:
+                model.load_state_dict(state)
                 return info, "cache"
+            except RuntimeError as e:  # same id, other architecture: a stale cache entry
+                _warn(f"checkpoint {path} does not fit the model ({e}); training it again")
+        _remove_stale_temps(path)
         info = train(model)
-        _save(path, model, info)
+        save_state(path, model.state_dict(), info)
         return info, "trained"

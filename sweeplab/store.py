@@ -81,6 +81,24 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def check_writable(results_dir: str | Path) -> None:
+    """Raise SweeplabError unless rows can be written under results_dir (creating it).
+
+    Called before Hydra starts, which otherwise fails with a traceback creating its output
+    folder there, and before any training, which would be lost.
+    """
+    directory = runs_dir(results_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe.", suffix=".tmp"):
+            pass
+    except OSError as e:
+        raise SweeplabError(
+            f"paths.results_dir={results_dir} cannot be written ({e.strerror}); "
+            "choose a writable directory with paths.results_dir=DIR"
+        ) from e
+
+
 def write_row(results_dir: str | Path, row: ResultRow) -> Path:
     """Write one run's row atomically; returns its path."""
     path = row_path(results_dir, row.run_id)
@@ -94,9 +112,22 @@ def write_row(results_dir: str | Path, row: ResultRow) -> Path:
     return path
 
 
+class TornRowError(SweeplabError):
+    """A row file that is not whole JSON: copied in part or edited by hand (never written so)."""
+
+
 def read_row(path: Path) -> dict[str, Any]:
-    """Read one row file; refuse rows written by a newer schema."""
-    row = json.loads(path.read_text())
+    """Read one row file; refuse torn files and rows written by a newer schema."""
+    try:
+        row = json.loads(path.read_text())
+        problem = None if isinstance(row, dict) else f"a JSON {type(row).__name__}"
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        problem = str(e)
+    if problem is not None:
+        raise TornRowError(
+            f"{path} is not a whole JSON row ({problem}); delete it and run the sweep again, "
+            "which redoes that run"
+        )
     version = row.get("schema_version", 0)
     if version > SCHEMA_VERSION:
         raise SweeplabError(
@@ -113,8 +144,8 @@ def finished(results_dir: str | Path, rid: str) -> bool:
         return False
     try:
         return read_row(path).get("status") == "ok"
-    except (json.JSONDecodeError, OSError):
-        return False
+    except (TornRowError, OSError):
+        return False  # run it again; the new row replaces the torn one
 
 
 def iter_rows(results_dir: str | Path) -> list[dict[str, Any]]:

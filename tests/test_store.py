@@ -57,3 +57,30 @@ def test_collect_reads_every_row(tmp_path: Path) -> None:
     assert sorted(df["seed"]) == [0, 1, 2] and set(df["status"]) == {"ok"}
     with pytest.raises(SweeplabError, match="no runs/ folder"):
         store.collect(tmp_path / "empty")
+
+
+def test_objectives_read_back_from_the_row(tmp_path: Path) -> None:
+    done = row(sparsity_achieved=0.9, compression=8.5, acc_dense_val=0.95, acc_finetuned_val=0.945)
+    store.write_row(tmp_path, done)
+    values = store.objectives(tmp_path, "abc", ["acc_finetuned_val", "compression"], 0.01)
+    assert values == [0.945, 8.5]
+    # Within 1 point of dense: the sparsity counts; outside: minus the drop, below any sparsity.
+    assert store.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.01) == [0.9]
+    assert store.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.001) == [
+        pytest.approx(-0.005)
+    ]
+    with pytest.raises(SweeplabError, match="names 'accuracy', which is not a numeric row"):
+        store.check_objectives(["accuracy"])
+    with pytest.raises(SweeplabError, match="has no value for objective 'flops'"):
+        store.objective_values(done.to_dict(), ["flops"], 0.01)
+
+
+def test_a_torn_row_is_named_and_its_run_redone(tmp_path: Path) -> None:
+    path = store.write_row(tmp_path, row())
+    path.write_text(path.read_text()[:40])  # an interrupted copy, say; sweeplab never writes so
+    with pytest.raises(store.TornRowError, match="abc.json is not a whole JSON row"):
+        store.read_row(path)
+    assert not store.finished(tmp_path, "abc")
+    path.write_text("[1, 2]")
+    with pytest.raises(store.TornRowError, match=r"\(a JSON list\)"):
+        store.read_row(path)

@@ -5,6 +5,11 @@ for a local sweep that doubles Hydra's cost, which dominates re-running a finish
 run is skipped). sweeplab checks group choices before Hydra starts and each run checks its own
 values, so the pre-pass adds nothing here. Every job runs even when one fails; the sweep then
 prints `N ok, M skipped, K failed` with each failure and exits 1.
+
+Any launcher works underneath (basic, joblib, submitit): the summary reads the JobReturns they
+all give back. Ctrl-C ends the sweep with exit 130 and no failed rows; a launcher that dies
+(a killed worker) ends it with exit 1. Either way the rows already written are kept and the
+same command runs only the missing runs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
+
+_RESUME = "finished runs are kept; run the same command again to run only the missing ones"
 
 
 class SweeplabSweeper(BasicSweeper):
@@ -39,11 +46,21 @@ class SweeplabSweeper(BasicSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         start, returns, first = time.perf_counter(), [], 0
-        while not self.is_done():
-            batch = self.get_job_batch()
-            results = self.launcher.launch(batch, initial_job_idx=first)
-            first += len(batch)
-            returns.append(results)
+        try:
+            while not self.is_done():
+                batch = self.get_job_batch()
+                results = self.launcher.launch(batch, initial_job_idx=first)
+                first += len(batch)
+                returns.append(results)
+        except KeyboardInterrupt:
+            # Rows are written atomically as runs finish; nothing to undo, nothing to blame.
+            print(f"sweep: interrupted; {_RESUME}", file=sys.stderr, flush=True)
+            sys.exit(130)
+        except Exception as e:
+            # A launcher that lost a worker (killed, out of memory) loses the whole batch's
+            # return values, not the rows its runs already wrote.
+            print(f"sweep: {type(e).__name__}: {e}\nsweep: {_RESUME}", file=sys.stderr)
+            sys.exit(1)
         summarize([r for results in returns for r in results], time.perf_counter() - start)
         return returns
 

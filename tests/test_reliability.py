@@ -1,0 +1,385 @@
+"""Scale-out that loses nothing: joblib and submitit launchers, the dense-model lock, kill -9
+and Ctrl-C then the same command, corrupt checkpoints, Optuna searches resumed from rows."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import CONF, FAST, rows_in, sweeplab
+from sweeplab import cache, store
+from sweeplab.resources import threads_per_worker
+
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+METRICS = ("acc_dense_test", "acc_pruned_test", "acc_finetuned_test", "params_nonzero")
+
+
+def rows(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in rows_in(results)]
+
+
+def leftovers(results: Path) -> list[str]:
+    """Temp files a writer left behind (a kill -9 mid-write may; nothing else should)."""
+    return sorted(p.name for p in results.rglob("*.tmp"))
+
+
+# -- threads per worker --------------------------------------------------------------------
+
+
+def test_threads_per_worker_share_the_cores() -> None:
+    joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    basic = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    assert threads_per_worker({"_target_": joblib, "n_jobs": 2}, available=16) == 8
+    assert threads_per_worker({"_target_": joblib, "n_jobs": -1}, available=16) == 1
+    assert threads_per_worker({"_target_": joblib, "n_jobs": -2}, available=16) == 1
+    assert threads_per_worker({"_target_": joblib, "n_jobs": 3}, available=2) == 1
+    assert threads_per_worker({"_target_": slurm, "cpus_per_task": 4}, available=64) == 4
+    assert threads_per_worker({"_target_": slurm, "cpus_per_task": None}) is None
+    assert threads_per_worker({"_target_": basic}) is None and threads_per_worker(None) is None
+
+
+# -- the dense cache: one training across processes, nothing corrupt is ever loaded ----------
+
+
+def _train_slowly(marker: Path) -> Callable[[nn.Module], dict[str, float]]:
+    def train(model: nn.Module) -> dict[str, float]:
+        with marker.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1.0)  # long enough that the other worker asks while this one trains
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(0.5)
+        return {"acc_test": 0.5}
+
+    return train
+
+
+def _worker(cache_dir: str, marker: str, out: str) -> None:
+    model = nn.Linear(3, 2)
+    info, source = cache.get_or_train(cache_dir, "d1", model, _train_slowly(Path(marker)))
+    Path(out).write_text(json.dumps([source, info, model.weight.sum().item()]))
+
+
+def test_two_workers_train_a_dense_model_exactly_once(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")  # torch is imported already; no re-import cost
+    marker = tmp_path / "trained_by"
+    procs = [
+        ctx.Process(target=_worker, args=(str(tmp_path), str(marker), str(tmp_path / f"{i}.json")))
+        for i in range(2)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    results = [json.loads((tmp_path / f"{i}.json").read_text()) for i in range(2)]
+    assert len(marker.read_text().split()) == 1  # one training
+    assert sorted(r[0] for r in results) == ["cache", "trained"]
+    assert results[0][1:] == results[1][1:] == [{"acc_test": 0.5}, 3.0]  # same weights read back
+    assert leftovers(tmp_path) == []
+
+
+def _damage(kind: str, path: Path) -> None:
+    blob = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(blob[: len(blob) // 2])
+    elif kind == "flipped_byte":  # torch.load reads this without complaint; the digest does not
+        damaged = bytearray(blob)
+        damaged[len(damaged) // 2] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(b"not a checkpoint" * 10)
+    elif kind == "old_format":
+        torch.save({"format": 1, "state_dict": {}, "info": {}}, path)
+    elif kind == "other_architecture":
+        cache.save_state(path, nn.Linear(5, 2).state_dict(), {"acc_test": 0.9})
+
+
+@pytest.mark.parametrize(
+    "kind", ["truncated", "flipped_byte", "empty", "garbage", "old_format", "other_architecture"]
+)
+def test_a_damaged_checkpoint_is_retrained_not_loaded(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    width = 256  # large enough that the middle byte of the file is tensor data
+    calls = []
+
+    def train(model: nn.Module) -> dict[str, float]:
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+        return {"acc_test": 0.25}
+
+    assert cache.get_or_train(tmp_path, "d", nn.Linear(width, 2), train)[1] == "trained"
+    path = cache.checkpoint_path(tmp_path, "d")
+    _damage(kind, path)
+    (path.parent / f".{path.name}.abc.tmp").write_bytes(b"half")  # a writer killed mid-write
+    model = nn.Linear(width, 2)
+    info, source = cache.get_or_train(tmp_path, "d", model, train)
+    assert (source, len(calls), info) == ("trained", 2, {"acc_test": 0.25})
+    assert "training it again" in capsys.readouterr().err
+    assert bool((model.weight == 1.0).all()) and leftovers(tmp_path) == []
+    # The retrained checkpoint is whole again.
+    again = nn.Linear(width, 2)
+    assert cache.get_or_train(tmp_path, "d", again, train)[1] == "cache" and len(calls) == 2
+    assert torch.equal(again.weight, model.weight)
+
+
+# -- launchers ---------------------------------------------------------------------------
+
+
+def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(tmp_path: Path) -> None:
+    # Jobs 0 and 1 start together on the two workers and need the same dense model; lr=1e9
+    # diverges (failed rows); sparsity 1.5 is bad input (no row).
+    sweep = ["train.lr=0.05,1e9", "pruning.sparsity=0.5,0.9,1.5", *FAST]
+    proc = sweeplab(["run", "-m", *JOBLIB, *sweep, f"paths.results_dir={tmp_path}/par"], tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "sweep: 2 ok, 0 skipped (already finished), 4 failed" in proc.stderr
+    assert proc.stderr.count("outside [0, 1)") >= 2 and "FloatingPointError" in proc.stderr
+    got = rows(tmp_path / "par")
+    ok = [r for r in got if r["status"] == "ok"]
+    failed = [r for r in got if r["status"] == "failed"]
+    assert sorted(r["sparsity_requested"] for r in ok) == [0.5, 0.9]
+    assert sorted(r["dense_source"] for r in ok) == ["cache", "trained"]
+    assert len(failed) == 2 and all("dense loss became nan" in r["error"] for r in failed)
+    assert len(list((tmp_path / "par" / "cache" / "dense").glob("*.pt"))) == 1
+    assert leftovers(tmp_path / "par") == []
+    # A serial run of one cell (torch's default threads, not 1 per worker): the same bits.
+    serial = sweeplab(
+        ["run", "pruning.sparsity=0.9", *FAST, f"paths.results_dir={tmp_path}/ser"], tmp_path
+    )
+    assert serial.returncode == 0, serial.stderr[-2000:]
+    (one,) = rows(tmp_path / "ser")
+    (same,) = [r for r in ok if r["run_id"] == one["run_id"]]
+    assert [one[k] for k in METRICS] == [same[k] for k in METRICS]
+
+
+def test_submitit_local_sweep(tmp_path: Path) -> None:
+    args = ["run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
+    proc = sweeplab(
+        [*args, "pruning.sparsity=0.5,0.9", *FAST, f"paths.results_dir={tmp_path}/res"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sweep: 2 ok, 0 skipped (already finished), 0 failed" in proc.stdout
+    assert sorted(r["status"] for r in rows(tmp_path / "res")) == ["ok", "ok"]
+
+
+def test_slurm_example_submits_a_job_array(tmp_path: Path) -> None:
+    # No SLURM here: stand-ins for srun and sbatch; sbatch keeps the script and refuses.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "sbatch").write_text(
+        '#!/bin/sh\ncat "$1" > "$SBATCH_CAPTURE"\necho "sbatch: error: no SLURM" >&2\nexit 1\n'
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    script = tmp_path / "sbatch.sh"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_CAPTURE": str(script)}
+    plus = "" if "cluster" in (CONF / "config.yaml").read_text() else "+"
+    args = ["run", "-m", f"{plus}cluster=slurm", "hydra.launcher.partition=gpu", "trainer=cpu"]
+    proc = sweeplab(
+        [*args, "pruning.sparsity=0.5,0.9,0.95", f"paths.results_dir={tmp_path}/res"],
+        tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 1 and "sbatch: error: no SLURM" in proc.stderr
+    assert "run the same command again" in proc.stderr
+    text = script.read_text()
+    # 3 runs, at most 64 at once (submitit caps the % at the array size).
+    for line in ("--array=0-2%3", "--partition=gpu", "--cpus-per-task=4", "--job-name=sweeplab"):
+        assert f"#SBATCH {line}" in text, text
+    assert "submitit.core._submit" in text
+
+
+# -- kill -9 and Ctrl-C, then the same command ---------------------------------------------
+
+
+class Sweep:
+    """A `sweeplab run` subprocess in its own process group, its output collected live."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sweeplab", *args],
+            cwd=cwd,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # a terminal's Ctrl-C reaches the whole group
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, ready: Callable[[], bool], timeout: float = 120) -> None:
+        end = time.monotonic() + timeout
+        while not ready():
+            assert self.proc.poll() is None, "".join(self.lines[-30:])
+            assert time.monotonic() < end, "".join(self.lines[-30:])
+            time.sleep(0.005)
+
+    def count(self, prefix: str) -> int:
+        return sum(line.startswith(prefix) for line in self.lines)
+
+    def signal(self, sig: int) -> int:
+        os.killpg(self.proc.pid, sig)
+        code = self.proc.wait(60)
+        self._reader.join(10)
+        return code
+
+
+def check_intact(results: Path) -> list[dict]:
+    """Every row parses and is ok; no temp file left; return the rows."""
+    got = rows(results) if (results / "runs").exists() else []
+    assert all(r["status"] == "ok" for r in got)
+    assert leftovers(results) == []
+    return got
+
+
+def test_kill_9_at_several_points_then_the_same_command_runs_only_the_missing(
+    tmp_path: Path,
+) -> None:
+    res = tmp_path / "res"
+    args = ["run", "-m", "pruning.sparsity=0.5,0.7,0.8,0.9", *FAST, f"paths.results_dir={res}"]
+    dense = res / "cache" / "dense"
+
+    def training_dense() -> bool:  # the lock is taken and no checkpoint exists yet
+        return any(dense.glob("*.lock")) and not any(dense.glob("*.pt"))
+
+    # 1. During dense training: no row, no checkpoint, no temp file.
+    first = Sweep(args, tmp_path)
+    first.wait_for(training_dense)
+    time.sleep(0.2)
+    assert first.signal(signal.SIGKILL) == -signal.SIGKILL
+    assert check_intact(res) == [] and not any(dense.glob("*.pt"))
+
+    # 2. Mid-sweep, right after a row was written.
+    second = Sweep(args, tmp_path)
+    second.wait_for(lambda: second.count("done ") >= 1)
+    assert second.signal(signal.SIGKILL) == -signal.SIGKILL
+    kept = len(check_intact(res))
+    assert kept >= 1
+
+    # 3. Inside a later run, the dense model already cached.
+    third = Sweep(args, tmp_path)
+    third.wait_for(lambda: third.count("run ") >= 1)
+    time.sleep(0.5)
+    assert third.signal(signal.SIGKILL) == -signal.SIGKILL
+    assert third.count("skip ") == kept
+    kept = len(check_intact(res))
+
+    # 4. The same command completes: only the missing runs execute, once each.
+    last = sweeplab(args, tmp_path)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert last.stdout.count("skip ") == kept and last.stdout.count("done ") == 4 - kept
+    final = check_intact(res)
+    assert len(final) == 4 and len({r["run_id"] for r in final}) == 4
+    assert sorted(r["sparsity_requested"] for r in final) == [0.5, 0.7, 0.8, 0.9]
+    assert len(list(dense.glob("*.pt"))) == 1
+
+
+@pytest.mark.parametrize("launcher", [[], JOBLIB], ids=["basic", "joblib"])
+def test_ctrl_c_stops_cleanly_and_blames_no_run(launcher: list[str], tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    # Finetuning long enough that the interrupt lands inside a run (inside Lightning's fit).
+    args = ["run", "-m", *launcher, "pruning.sparsity=0.5,0.7,0.8,0.9"]
+    args += ["train.epochs=2", "finetune.epochs=15", f"paths.results_dir={res}"]
+    sweep = Sweep(args, tmp_path)
+    sweep.wait_for(lambda: sweep.count("done ") >= 1)
+    time.sleep(0.3)
+    assert sweep.signal(signal.SIGINT) == 130
+    out = "".join(sweep.lines)
+    assert "sweep: interrupted; finished runs are kept" in out and "Traceback" not in out
+    kept = check_intact(res)  # no failed row: the interrupt is nobody's failure
+    assert 1 <= len(kept) < 4
+
+
+def test_ctrl_c_in_a_single_run_exits_130(tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    run = Sweep(
+        ["run", "train.epochs=2", "finetune.epochs=200", f"paths.results_dir={res}"], tmp_path
+    )
+    run.wait_for(lambda: any((res / "cache" / "dense").glob("*.pt")))
+    time.sleep(0.3)
+    assert run.signal(signal.SIGINT) == 130
+    assert "sweeplab: interrupted; finished runs are kept" in "".join(run.lines)
+    assert check_intact(res) == []
+
+
+# -- Optuna ------------------------------------------------------------------------------
+
+
+def search_args(name: str) -> tuple[list[str], list[str]]:
+    """(command prefix, overrides) selecting conf/hparams_search/<name>.yaml.
+
+    With `hparams_search: grid` in config.yaml's defaults the group switches the sweeper
+    itself; before that change, the sweeper is chosen on the command line and the file is
+    appended (through sweeplab.run, since `sweeplab run` checks hydra/sweeper against conf/).
+    """
+    if "hparams_search" in (CONF / "config.yaml").read_text():
+        return [sys.executable, "-m", "sweeplab", "run"], [f"hparams_search={name}"]
+    return [sys.executable, "-m", "sweeplab.run"], [
+        "hydra/sweeper=optuna",
+        f"+hparams_search={name}",
+    ]
+
+
+def test_optuna_pareto_search_runs_trials_as_rows_and_resumes(tmp_path: Path) -> None:
+    prefix, overrides = search_args("pareto")
+    cmd = [*prefix, "-m", *overrides, "hydra.sweeper.n_trials=4", *FAST]
+    cmd.append(f"paths.results_dir={tmp_path}/res")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    trials = rows(tmp_path / "res")
+    assert len(trials) == 4 and {r["status"] for r in trials} == {"ok"}
+    assert {r["strategy"] for r in trials} <= {"global_magnitude", "layer_magnitude", "random"}
+    assert all(0.5 <= r["sparsity_requested"] <= 0.99 for r in trials)
+    (result,) = (tmp_path / "res" / "hydra").glob("*/optimization_results.yaml")
+    front = result.read_text()
+    assert "solutions:" in front
+    # The same command: the seeded sampler proposes the same trials; each is skipped and
+    # reports its row's objectives, so the study and its front come out the same.
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("skip ") == 4 and "done " not in again.stdout
+    fronts = sorted((tmp_path / "res" / "hydra").glob("*/optimization_results.yaml"))
+    assert len(fronts) == 2 and fronts[0].read_text() == fronts[1].read_text() == front
+
+
+def test_optuna_max_sparsity_search_reports_the_best_row(tmp_path: Path) -> None:
+    prefix, overrides = search_args("max_sparsity")
+    cmd = [*prefix, "-m", *overrides, "hydra.sweeper.n_trials=2", *FAST]
+    cmd.append(f"paths.results_dir={tmp_path}/res")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = rows(tmp_path / "res")
+    assert len(trials) == 2 and {r["strategy"] for r in trials} == {"global_magnitude"}
+    (result,) = (tmp_path / "res" / "hydra").glob("*/optimization_results.yaml")
+    best = OmegaConf.load(result)
+    objective = [store.objective_values(r, ["sparsity_within_drop"], 0.01)[0] for r in trials]
+    assert best.best_value == max(objective) and "pruning.sparsity" in best.best_params
