@@ -35,6 +35,8 @@ def check_choices(overrides: list[str], conf: Path = CONF) -> None:
         if "." in key or not group.is_dir() or any(ch in value for ch in _SWEEP_SYNTAX):
             continue
         choices = sorted(p.stem for p in group.glob("*.yaml"))
+        if key.startswith("hydra/"):
+            choices = sorted({*choices, *_plugin_choices(key)})
         for name in value.split(","):
             if name and name != "null" and name not in choices:
                 raise SweeplabError(
@@ -43,12 +45,44 @@ def check_choices(overrides: list[str], conf: Path = CONF) -> None:
                 )
 
 
+def _plugin_choices(group: str) -> list[str]:
+    """Config names Hydra's installed plugins register in `group` (joblib, optuna, basic...)."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # importing the plugins fills the ConfigStore
+    try:
+        return [n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)]
+    except OSError:
+        return []
+
+
+def _results_dir(overrides: list[str]) -> str:
+    """The results dir a run will write to: the last paths.results_dir override, or results."""
+    found = [
+        a.split("=", 1)[1] for a in overrides if a.lstrip("+").startswith("paths.results_dir=")
+    ]
+    return found[-1] if found else "results"
+
+
 def _run(overrides: list[str]) -> int:
+    from sweeplab.store import check_writable
+
     check_choices(overrides)
+    # Hydra creates its output folder under the results dir before any task code runs: check
+    # first, so an unwritable folder is one line, not a traceback.
+    check_writable(_results_dir(overrides))
     from sweeplab.run import main as hydra_main
 
     sys.argv = ["sweeplab run", *overrides]
-    hydra_main()
+    try:
+        hydra_main()
+    except KeyboardInterrupt:
+        print(
+            "sweeplab: interrupted; finished runs are kept, the same command resumes",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
+from sweeplab.data.augment import crop_flip
 from sweeplab.data.base import Splits, TensorBatches
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.pruning.masks import PRUNABLE_TYPES
@@ -49,6 +50,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     weight_l1: float | None = None
     weight_l2: float | None = None
+    bn_l1: float | None = None  # network slimming: lambda * sum |gamma| of batch-norm scales
 
     def check(self, section: str, allow_zero_epochs: bool = False) -> TrainConfig:
         """Raise SweeplabError naming `section.key` for any invalid value; return self."""
@@ -64,7 +66,7 @@ class TrainConfig:
             raise SweeplabError(
                 f"{section}.lr_schedule={self.lr_schedule!r} is not one of {list(LR_SCHEDULES)}"
             )
-        for key in ("weight_l1", "weight_l2", "weight_decay"):
+        for key in ("weight_l1", "weight_l2", "bn_l1", "weight_decay"):
             value = getattr(self, key)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise SweeplabError(f"{section}.{key}={value!r} must be a number >= 0, e.g. 1e-5")
@@ -108,6 +110,7 @@ class LitClassifier(pl.LightningModule):
         phase: str,
         lr_window: tuple[int, int] | None = None,
         distill: Distillation | None = None,
+        augment: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -116,6 +119,7 @@ class LitClassifier(pl.LightningModule):
         self.phase = phase
         self.lr_window = lr_window or (0, total_steps)
         self.distill = distill
+        self.augment = augment  # generator for crop_flip, or None for no augmentation
         self.automatic_optimization = False
         self.optimizer_steps = 0
         self._plain_backward = True
@@ -156,6 +160,8 @@ class LitClassifier(pl.LightningModule):
                 loss = loss + self.cfg.weight_l1 * sum(w.abs().sum() for w in weights)
             if self.cfg.weight_l2:
                 loss = loss + self.cfg.weight_l2 * sum(w.pow(2).sum() for w in weights)
+        if self.cfg.bn_l1:
+            loss = loss + self.cfg.bn_l1 * bn_l1_penalty(self.model)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -168,6 +174,8 @@ class LitClassifier(pl.LightningModule):
         sched = self.lr_schedulers()
         x, y = batch
         for xb, yb in zip(x.split(self.cfg.batch_size), y.split(self.cfg.batch_size), strict=True):
+            if self.augment is not None:
+                xb = crop_flip(xb, self.augment)
             loss = self.loss(xb, yb)
             opt.zero_grad(set_to_none=True)
             if self._plain_backward:
@@ -217,6 +225,27 @@ class LitClassifier(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def bn_l1_penalty(model: nn.Module) -> Tensor:
+    """Sum of |gamma| over every affine batch norm (network slimming's sparsity term).
+
+    Args:
+        model: a model with batch norm layers.
+    Returns:
+        A scalar tensor with gradient; train.bn_l1 (lambda) times this joins the loss.
+    """
+    scales = [
+        m.weight
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
+    ]
+    if not scales:
+        raise SweeplabError(
+            f"the batch-norm L1 penalty needs batch norm layers but model {type(model).__name__} "
+            "has none; set train.bn_l1=null or use a model with batch norm"
+        )
+    return torch.stack([s.abs().sum() for s in scales]).sum()
+
+
 def fit(
     model: nn.Module,
     splits: Splits,
@@ -256,8 +285,9 @@ def fit(
         splits.train_x, splits.train_y, cfg.batch_size, shuffle=True, seed=seed, group=inner_steps
     )
     val = TensorBatches(splits.val_x, splits.val_y, EVAL_BATCH) if validate else None
+    augment = torch.Generator().manual_seed(seed + 1) if splits.augment else None
     lit = LitClassifier(
-        model, cfg, cfg.epochs * train.steps, phase, lr_window=lr_window, distill=distill
+        model, cfg, cfg.epochs * train.steps, phase, lr_window, distill, augment=augment
     )
     trainer = pl.Trainer(
         max_epochs=cfg.epochs,

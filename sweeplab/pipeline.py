@@ -18,7 +18,7 @@ from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
 from sweeplab import metrics
-from sweeplab.cache import checkpoint_path, get_or_train
+from sweeplab.cache import checkpoint_path, get_or_train, load_state, save_state
 from sweeplab.data.base import Splits, TensorBatches
 from sweeplab.lit import LitClassifier, StepCallback, TrainConfig, fit
 from sweeplab.pruning.base import Pruner
@@ -118,11 +118,9 @@ class Run:
             f".step{step}.pt"
         )
         with FileLock(str(path) + ".lock"):
-            if path.exists():
-                try:
-                    return torch.load(path, map_location=self.device, weights_only=True)
-                except Exception:  # noqa: BLE001 - unreadable: recompute below
-                    path.unlink()
+            cached = load_state(path)  # digest-checked; None if missing or damaged
+            if cached is not None:
+                return {k: v.to(self.device) for k, v in cached[0].items()}
             capture = _Capture(step)
             model = self.fresh_init(self.spec.seed).to(self.device)
             # Same init, seed and recipe as dense training: the replay is that training.
@@ -130,9 +128,7 @@ class Run:
                 self.spec.train, "rewind", model=model, seed=self.spec.seed,
                 callbacks=[capture], validate=False,
             )  # fmt: skip
-            tmp = path.with_suffix(".tmp")
-            torch.save(capture.state, tmp)
-            tmp.replace(path)
+            save_state(path, capture.state)
             return capture.state
 
     # -- operations -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from sweeplab.errors import SweeplabError
+from sweeplab.lit import bn_l1_penalty
 from sweeplab.metrics import params_total
 from sweeplab.models.mlp import MLP
 from sweeplab.models.resnet_cifar import BasicBlock, ChannelShortcut, ResNetCifar
@@ -21,7 +22,6 @@ from sweeplab.pruning.structured import (
     RandomFilter,
     StructuredPruner,
     TaylorFilter,
-    bn_l1_penalty,
     channel_groups,
     layer_removed,
     remove_channels,

@@ -23,6 +23,7 @@ class Splits:
     test_x: Tensor
     test_y: Tensor
     num_classes: int
+    augment: bool = False  # training batches get crop_flip (random crop + flip) on the device
 
     @classmethod
     def standardized(
@@ -53,7 +54,7 @@ class Splits:
     def to(self, device: torch.device | str) -> Splits:
         """Move every split to device once; batches are then slices of device tensors."""
         moved = {k: getattr(self, k).to(device) for k in self._tensor_fields()}
-        return Splits(name=self.name, num_classes=self.num_classes, **moved)
+        return Splits(name=self.name, num_classes=self.num_classes, augment=self.augment, **moved)
 
     def validate(self) -> Splits:
         """Check labels lie in [0, num_classes) and splits are non-empty; return self."""

@@ -70,17 +70,6 @@ class _CifarUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-@dataclass
-class CifarSplits(Splits):
-    """Splits plus whether training should augment batches with crop_flip."""
-
-    augment: bool = False
-
-    def to(self, device: torch.device | str) -> CifarSplits:
-        moved = super().to(device)
-        return CifarSplits(**vars(moved), augment=self.augment)
-
-
 def read_batch(path: Path, label_key: bytes) -> tuple[Tensor, Tensor]:
     """One pickle file as (N, 3, 32, 32) uint8 images and int64 labels."""
     try:
@@ -165,7 +154,7 @@ def load_cifar(
     split_seed: int = 0,
     download: bool = True,
     augment: bool = True,
-) -> CifarSplits:
+) -> Splits:
     """Load CIFAR-10/100 as (N, 3, 32, 32) floats standardized per channel with train statistics.
 
     Args:
@@ -176,7 +165,7 @@ def load_cifar(
         download: fetch the archive when missing (md5-checked).
         augment: training batches get crop_flip (pad 4) on the device; evaluation never.
     Returns:
-        CifarSplits on the CPU.
+        Splits on the CPU.
     """
     if name not in RELEASES:
         raise SweeplabError(
@@ -189,7 +178,7 @@ def load_cifar(
     (train_x, train_y), (val_x, val_y) = carve(x, y, int(val_size), split_seed)
     test_x, test_y = read_batch(folder / release.test, release.label_key)
     train_x, val_x, test_x = _standardize(train_x, val_x, test_x)
-    return CifarSplits(
+    return Splits(
         name=name,
         train_x=train_x,
         train_y=train_y,

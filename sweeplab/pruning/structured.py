@@ -478,7 +478,8 @@ class RandomFilter(ChannelPruner):
 class BNScale(ChannelPruner):
     """Network slimming (Liu et al. 2017): |gamma| of the channel's batch norm.
 
-    Train the dense model with `bn_l1_penalty` in the loss so unneeded scales go to zero; rank
+    Train the dense model with `train.bn_l1` (sweeplab.lit.bn_l1_penalty) in the loss so
+    unneeded scales go to zero; rank
     globally with raw scores (normalize: none), as in the paper. Groups without a batch norm
     (e.g. a plain Linear layer) are left alone.
     """
@@ -678,23 +679,6 @@ class BlockRemoval(StructuredPruner):
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, module)
-
-
-def bn_l1_penalty(model: nn.Module) -> Tensor:
-    """Sum of |gamma| over every batch norm (network slimming's sparsity term; times lambda).
-
-    Args:
-        model: a model with batch norm layers.
-    Returns:
-        A scalar tensor with gradient; add lambda * this to the training loss.
-    """
-    scales = [m.weight for m in model.modules() if isinstance(m, BN_TYPES) and m.affine]
-    if not scales:
-        raise SweeplabError(
-            f"the batch-norm L1 penalty needs batch norm layers but model {type(model).__name__} "
-            "has none; set it to null or use a model with batch norm"
-        )
-    return torch.stack([s.abs().sum() for s in scales]).sum()
 
 
 def removed_fraction(dense: nn.Module, pruned: nn.Module) -> float:
