@@ -235,6 +235,25 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_report)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a finished run's pruned model to a folder that loads with torch alone",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("out", metavar="OUT", help="folder to create")
+    p.add_argument("--results-dir", default="results", help="default: results")
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sweeplab.export_run import export_run
+
+    out = export_run(args.results_dir, args.run_id, args.out)
+    print(f"exported {args.run_id} to {out} (load it with: python {out}/load.py)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sweeplab",
@@ -250,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     # One _add_<command> per subcommand; each sets its handler.
     _add_table(sub)
     _add_report(sub)
+    _add_export(sub)
     return p
 
 

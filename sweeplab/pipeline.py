@@ -53,6 +53,8 @@ class RunSpec:
     devices: int = 1
     inner_steps: int = 8
     logger: Logger | None = None
+    latency: bool = True  # measure CPU inference latency (median of latency_repeats)
+    latency_repeats: int = 5
     # Called with (dense values, result) as soon as each result exists, so an iterative run's
     # rounds are on disk while later rounds train.
     on_result: Callable[[dict[str, object], Measured], None] | None = None
@@ -75,6 +77,8 @@ class Run:
     def __init__(self, spec: RunSpec, splits: Splits, device: torch.device) -> None:
         self.spec, self.splits, self.device = spec, splits, device
         self.pruner, self.recovery = spec.pruner, spec.recovery
+        # Structured pruners (sweeplab.pruning.structured) return a physically smaller model.
+        self.structured = getattr(spec.pruner, "granularity", "weight") != "weight"
         self.generator = torch.Generator().manual_seed(spec.seed)
         self.results: list[Measured] = []
         self.extra: dict[str, object] = {}
@@ -182,6 +186,12 @@ class Run:
             rate: fraction of the surviving weights to prune now.
             sparsity: overall target instead of a rate (gradual schedules).
         """
+        if self.structured:
+            with self.timed("prune"):
+                example = self.splits.train_x[:1]
+                pruned = self.pruner.prune(self.model, example, self.batches(), self.generator)
+                self.model = pruned.to(self.device)
+            return {}
         if sparsity is not None:
             total = sum(
                 p.numel() for p in prunable_parameters(self.model, self.pruner.exclude).values()
@@ -233,22 +243,47 @@ class Run:
         final: bool = True,
     ) -> None:
         """Measure the recovered model (masks still attached) as one result."""
+        from sweeplab import costs
+
         with self.timed("measure"):
             test, val = self.evaluate()
+            dense = self.dense_model()
             total, nonzero = metrics.params_total(self.model), metrics.params_nonzero(self.model)
+            if self.structured:
+                from sweeplab.pruning.structured import layer_removed, removed_fraction
+
+                achieved, layers = (
+                    removed_fraction(dense, self.model),
+                    layer_removed(dense, self.model),
+                )
+                prunable = sum(p.numel() for p in prunable_parameters(dense).values())
+            else:
+                achieved, layers = sparsity_of(masks), layer_sparsity(masks)
+                prunable = sum(m.numel() for m in masks.values())
+            cost = costs.cost_fields(
+                dense,
+                costs.plain_copy(self.model),
+                self.splits.input_shape,
+                latency=self.spec.latency,
+                repeats=self.spec.latency_repeats,
+                threads=1,  # one thread: timings that other processes disturb least
+            )
         values: dict[str, object] = dict(
             acc_pruned_test=before[0] if before else None,
             acc_pruned_val=before[1] if before else None,
             acc_finetuned_test=test,
             acc_finetuned_val=val,
-            sparsity_achieved=sparsity_of(masks),
+            sparsity_achieved=achieved,
+            granularity=getattr(self.pruner, "granularity", "weight"),
             params_total=total,
-            params_prunable=sum(m.numel() for m in masks.values()),
+            params_prunable=prunable,
             params_nonzero=nonzero,
-            compression=metrics.compression(total, nonzero),
-            layer_sparsity=layer_sparsity(masks),
-            **self.extra,
+            # ShrinkBench: all parameters of the dense model / nonzero parameters now.
+            compression=metrics.compression(metrics.params_total(dense), nonzero),
+            layer_sparsity=layers,
+            **cost,
         )
+        values.update(self.extra)  # recovery-specific fields (weight sharing's size) win
         result = Measured(values, self.seconds, round=round, requested=requested, final=final)
         self.results.append(result)
         self.seconds = {}
@@ -273,11 +308,12 @@ def _device(accelerator: str) -> torch.device:
     return torch.device("cuda" if accelerator in ("gpu", "cuda") else "cpu")
 
 
-def run(spec: RunSpec) -> tuple[dict[str, object], list[Measured]]:
+def run(spec: RunSpec) -> Run:
     """Train (or load) the dense model, then let the schedule prune and recover it.
 
     Returns:
-        (dense values shared by every result, one Measured per result row).
+        The finished Run: .results holds one Measured per result row, .model the pruned
+        model with its zeros baked in.
     """
     start = time.perf_counter()
     device = _device(spec.accelerator)
@@ -311,4 +347,4 @@ def run(spec: RunSpec) -> tuple[dict[str, object], list[Measured]]:
     job.dense_source = source
     spec.schedule.run(job)
     remove_masks(job.model)
-    return job.dense_values(), job.results
+    return job

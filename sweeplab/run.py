@@ -42,7 +42,8 @@ def _labels(cfg: DictConfig, rid: str, did: str) -> dict[str, Any]:
         "schedule": str(cfg.schedule.get("name", _choice("schedule", "?"))),
         "recovery": str(cfg.recovery.get("name", _choice("recovery", "?"))),
         "seed": cfg.seed,
-        "sparsity_requested": cfg.pruning.get("sparsity"),
+        # Unstructured strategies request a sparsity; structured ones a ratio of structures.
+        "sparsity_requested": cfg.pruning.get("sparsity", cfg.pruning.get("ratio")),
     }
 
 
@@ -69,6 +70,20 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     pruner = instantiate(cfg.pruning)
     schedule = instantiate(cfg.schedule)
     recovery = instantiate(cfg.recovery)
+    granularity = getattr(pruner, "granularity", "weight")
+    if granularity != "weight":
+        # Structures are removed physically: later rounds, masks over time, or weights reset
+        # to the dense model's shapes have nothing to act on.
+        if schedule.name != "oneshot":
+            raise SweeplabError(
+                f"pruning={pruner.name} removes {granularity}s physically and runs with "
+                f"schedule=oneshot only, not schedule={schedule.name}"
+            )
+        if recovery.name in ("weight_rewind", "retrain", "weight_sharing"):
+            raise SweeplabError(
+                f"recovery={recovery.name} resets weights of the dense architecture; with "
+                f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
+            )
     train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)).check("train")
     finetune = TrainConfig(**OmegaConf.to_container(cfg.finetune, resolve=True)).check(
         "finetune", allow_zero_epochs=True
@@ -106,6 +121,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         devices=int(trainer.devices),
         inner_steps=int(check_positive("trainer.inner_steps", trainer.inner_steps, integer=True)),
         logger=logger_factory(name=rid) if logger_factory else None,
+        latency=bool(cfg.measure.latency),
+        latency_repeats=int(check_positive("measure.repeats", cfg.measure.repeats, integer=True)),
     )
 
 

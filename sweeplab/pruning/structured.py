@@ -579,7 +579,12 @@ class BlockRemoval(StructuredPruner):
         exclude: Sequence[str] = (),
         name: str | None = None,
         num_batches: int = 10,
+        granularity: str = "block",
     ) -> None:
+        if granularity != "block":
+            raise SweeplabError(
+                f"pruning.granularity={granularity!r}: block_removal removes blocks"
+            )
         self.ratio = check_fraction("pruning.ratio", ratio, example="0.2")
         if score not in ("loss", "norm"):
             raise SweeplabError(f"pruning.score={score!r} is not one of ['loss', 'norm']")

@@ -1,0 +1,52 @@
+"""`sweeplab export RUN_ID OUT`: rebuild a finished run's pruned model and export it.
+
+Rows keep results, not models. A CPU run is bitwise repeatable (tests/test_sweep.py), and the
+dense model comes from the cache, so the model is rebuilt by running the row's own config once
+more, checked against the row, and then written by sweeplab.export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from sweeplab import store
+from sweeplab.errors import SweeplabError
+
+
+def export_run(results_dir: str | Path, run_id: str, out: str | Path) -> Path:
+    """Re-run `run_id` from its row's config and export the pruned model to `out`.
+
+    Args:
+        results_dir: the results dir holding runs/<run_id>.json.
+        run_id: a finished run's id (its final row; not an earlier round's).
+        out: folder to create.
+    Returns:
+        The export folder.
+    """
+    from sweeplab.export import export_model
+    from sweeplab.pipeline import run
+    from sweeplab.run import build_spec
+
+    path = store.row_path(results_dir, run_id)
+    if not path.exists():
+        raise SweeplabError(f"no row {path}; pass a run_id from `sweeplab table --view points`")
+    row = store.read_row(path)
+    if row.get("status") != "ok" or row.get("run_id") != run_id:
+        raise SweeplabError(f"run {run_id} did not finish ok ({row.get('error')}); re-run it first")
+    if Path(out).exists():
+        raise SweeplabError(f"export path {out} already exists; choose a new path or delete it")
+    cfg = OmegaConf.create(row["config"])
+    cfg.logger = None
+    cfg.measure.latency = False
+    spec = build_spec(cfg, run_id, row["dense_id"])
+    job = run(spec)
+    again = job.results[-1].values["acc_finetuned_test"]
+    if again != row["acc_finetuned_test"]:
+        raise SweeplabError(
+            f"re-running {run_id} gave test accuracy {again}, its row says "
+            f"{row['acc_finetuned_test']}: the run is not reproducible on this machine "
+            "(other hardware or package versions); nothing exported"
+        )
+    return export_model(job.model, job.splits.train_x[:2], out, sparse=not job.structured)
