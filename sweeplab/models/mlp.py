@@ -17,6 +17,7 @@ class MLP(nn.Module):
         input_shape: shape of one example, e.g. (1, 28, 28).
         num_classes: outputs of the classifier.
         hidden: widths of the hidden layers.
+        batch_norm: BatchNorm1d after each hidden Linear (network slimming prunes by its scales).
         name: recorded in rows; unused here.
     """
 
@@ -25,6 +26,7 @@ class MLP(nn.Module):
         input_shape: Sequence[int],
         num_classes: int,
         hidden: Sequence[int] = (300, 100),
+        batch_norm: bool | None = None,
         name: str = "mlp",
     ) -> None:
         super().__init__()
@@ -35,7 +37,10 @@ class MLP(nn.Module):
         widths = [math.prod(input_shape), *[int(h) for h in hidden]]
         layers: list[nn.Module] = [nn.Flatten()]
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+            layers.append(nn.Linear(fan_in, fan_out))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(fan_out))
+            layers.append(nn.ReLU())
         layers.append(nn.Linear(widths[-1], num_classes))
         self.net = nn.Sequential(*layers)
 
