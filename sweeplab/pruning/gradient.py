@@ -148,4 +148,17 @@ class Gradient(Pruner):
         data = take_batches(batches, self.n_batches, self.name)
         with scoring(model, params):
             grads = mean_gradient(model, params, data)
+        return self.from_gradients(params, grads)
+
+    def from_gradients(
+        self, params: dict[str, Tensor], grads: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Scores from the mean gradients; gradient-based subclasses change only this.
+
+        Args:
+            params: prunable weights by name.
+            grads: their mean loss gradients over n_batches.
+        Returns:
+            name -> score tensor.
+        """
         return {name: g.abs() for name, g in grads.items()}

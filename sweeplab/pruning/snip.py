@@ -5,16 +5,12 @@ Pruning at initialization is the schedule's job (schedule=at_init); this file on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from torch import Tensor
 
-import torch
-from torch import Tensor, nn
-
-from sweeplab.pruning.base import Pruner
-from sweeplab.pruning.gradient import Batch, check_n_batches, mean_gradient, scoring, take_batches
+from sweeplab.pruning.taylor import Taylor
 
 
-class SNIP(Pruner):
+class SNIP(Taylor):
     """Score = |dL/dc| / sum over all weights, c the connection gates (w -> c * w) at c = 1.
 
     dL/dc = g * w, so the sensitivity is |g * w| normalized to sum to 1 over the prunable
@@ -27,21 +23,10 @@ class SNIP(Pruner):
         **kwargs: Pruner's options (scope, name, exclude, ...).
     """
 
-    def __init__(self, sparsity: float | None = None, *, n_batches: int = 1, **kwargs) -> None:
-        super().__init__(sparsity, **kwargs)
-        self.n_batches = check_n_batches(n_batches)
-
-    def scores(
-        self,
-        model: nn.Module,
-        params: dict[str, Tensor],
-        batches: Iterable[Batch],
-        generator: torch.Generator,
+    def from_gradients(
+        self, params: dict[str, Tensor], grads: dict[str, Tensor]
     ) -> dict[str, Tensor]:
-        data = take_batches(batches, self.n_batches, self.name)
-        with scoring(model, params):
-            grads = mean_gradient(model, params, data)
-        sensitivity = {name: (params[name].detach() * g).abs() for name, g in grads.items()}
+        sensitivity = super().from_gradients(params, grads)
         total = sum(float(s.sum()) for s in sensitivity.values())
         # An all-zero gradient (e.g. every ReLU dead) leaves nothing to normalize by.
         return {n: s / total for n, s in sensitivity.items()} if total > 0 else sensitivity

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from torch import Tensor
 
-import torch
-from torch import Tensor, nn
-
-from sweeplab.pruning.base import Pruner
-from sweeplab.pruning.gradient import Batch, check_n_batches, mean_gradient, scoring, take_batches
+from sweeplab.pruning.gradient import Gradient
 
 
-class Taylor(Pruner):
+class Taylor(Gradient):
     """Score = |w * g|: the first-order estimate of the loss change when w is set to zero.
 
     g is the loss gradient accumulated over n_batches, divided by n_batches.
@@ -22,18 +18,7 @@ class Taylor(Pruner):
         **kwargs: Pruner's options (scope, name, exclude, ...).
     """
 
-    def __init__(self, sparsity: float | None = None, *, n_batches: int = 1, **kwargs) -> None:
-        super().__init__(sparsity, **kwargs)
-        self.n_batches = check_n_batches(n_batches)
-
-    def scores(
-        self,
-        model: nn.Module,
-        params: dict[str, Tensor],
-        batches: Iterable[Batch],
-        generator: torch.Generator,
+    def from_gradients(
+        self, params: dict[str, Tensor], grads: dict[str, Tensor]
     ) -> dict[str, Tensor]:
-        data = take_batches(batches, self.n_batches, self.name)
-        with scoring(model, params):
-            grads = mean_gradient(model, params, data)
         return {name: (params[name].detach() * g).abs() for name, g in grads.items()}
