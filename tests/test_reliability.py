@@ -263,7 +263,10 @@ def test_kill_9_at_several_points_then_the_same_command_runs_only_the_missing(
     tmp_path: Path,
 ) -> None:
     res = tmp_path / "res"
-    args = ["run", "-m", "pruning.sparsity=0.5,0.7,0.8,0.9", *FAST, f"paths.results_dir={res}"]
+    # 20 dense epochs (about a second on digits): long enough to be caught training on an
+    # idle machine, where 2 epochs finish before the kill lands.
+    sweep = ["pruning.sparsity=0.5,0.7,0.8,0.9", "train.epochs=20", "finetune.epochs=1"]
+    args = ["run", "-m", *sweep, f"paths.results_dir={res}"]
     dense = res / "cache" / "dense"
 
     def training_dense() -> bool:  # the lock is taken and no checkpoint exists yet
@@ -272,7 +275,6 @@ def test_kill_9_at_several_points_then_the_same_command_runs_only_the_missing(
     # 1. During dense training: no row, no checkpoint, no temp file.
     first = Sweep(args, tmp_path)
     first.wait_for(training_dense)
-    time.sleep(0.2)
     assert first.signal(signal.SIGKILL) == -signal.SIGKILL
     assert check_intact(res) == [] and not any(dense.glob("*.pt"))
 
