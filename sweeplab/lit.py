@@ -22,7 +22,13 @@ from sweeplab.pruning.masks import PRUNABLE_TYPES
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("cosine", "constant")
 # Config section that holds each phase's hyperparameters, for error messages.
-CONFIG_SECTION = {"dense": "train", "finetune": "finetune", "recover": "finetune"}
+CONFIG_SECTION = {
+    "dense": "train",
+    "rewind": "train",
+    "retrain": "train",
+    "finetune": "finetune",
+    "share": "finetune",
+}
 EVAL_BATCH = 2048  # examples per validation batch; memory only, not results
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):

@@ -88,6 +88,7 @@ class Run:
         self.dense_info: dict[str, float] = {}
         self.dense_state: dict[str, Tensor] = {}
         self.dense_source = "trained"
+        self.dense_costs: dict[str, float | int] = {}  # measured once, shared by every result
 
     # -- the model ------------------------------------------------------------------------
     def fresh_init(self, seed: int) -> nn.Module:
@@ -267,6 +268,7 @@ class Run:
                 latency=self.spec.latency,
                 repeats=self.spec.latency_repeats,
                 threads=1,  # one thread: timings that other processes disturb least
+                dense_cache=self.dense_costs,
             )
         values: dict[str, object] = dict(
             acc_pruned_test=before[0] if before else None,

@@ -43,6 +43,8 @@ def test_iterative_writes_one_row_per_round(tmp_path: Path) -> None:
             abs(by_round[r]["sparsity_achieved"] - expected) * by_round[r]["params_prunable"] <= 1
         )
     assert {r["schedule"] for r in rows} == {"iterative"}
+    # The dense model is measured once per run, not once per round.
+    assert len({r["latency_b64_dense_ms"] for r in rows}) == 1
 
 
 def test_gradual_follows_the_cubic_curve_and_ends_on_target(tmp_path: Path, monkeypatch) -> None:
