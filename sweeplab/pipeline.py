@@ -325,6 +325,11 @@ def run(spec: RunSpec) -> Run:
 
     job.reset_to(job.init_state)
     job.model.to(device)
+    # A pruner that cannot act on this model says so now, not after dense training.
+    check = getattr(spec.pruner, "check", None)
+    if check is not None:
+        with torch.no_grad():
+            check(job.model, splits.train_x[:2])
 
     def train_dense(model: nn.Module) -> dict[str, float]:
         t0 = time.perf_counter()

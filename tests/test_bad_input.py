@@ -13,8 +13,8 @@ subprocesses. Cases covered elsewhere, and not repeated here:
   (write_row).
 - tests/test_models.py: wrong image shape for LeNet-300-100 and LeNet-5; non-positive MLP width.
 
-Pending, owned by structured pruning: a layer rate that removes every channel of a layer;
-`bn_scale` on a model without batch norm.
+Structured pruning's cases (bn_scale without batch norm, a layer ratio that empties a layer)
+are refused before dense training, like every other case here.
 """
 
 from __future__ import annotations
@@ -88,6 +88,23 @@ CONFIG_CASES = {
     "no_prunable_layer": (
         [f"model._target_={__name__}.NoPrunable"],
         "model NoPrunable has no prunable layer (Linear or Conv weights)",
+    ),
+    "bn_scale_without_batch_norm": (
+        ["pruning=bn_scale", "pruning.granularity=neuron", "train.epochs=500"],
+        "pruning=bn_scale needs batch norm layers but model MLP has none; use a model with "
+        "batch norm (model.batch_norm=true for mlp)",
+    ),
+    "layer_ratio_empties_a_layer": (
+        ["pruning=neuron_l1", "pruning.ratio=0.999", "train.epochs=500"],
+        "pruning.ratio=0.999 would remove all 128 channels of layer net.1",
+    ),
+    "layer_ratio_override_empties_a_layer": (
+        ["pruning=neuron_l1", "+pruning.layer_ratio={net.3: 0.995}", "train.epochs=500"],
+        "pruning.layer_ratio.net.3=0.995 would remove all 64 channels of layer net.3",
+    ),
+    "layer_ratio_names_no_prunable_layer": (
+        ["pruning=neuron_l1", "+pruning.layer_ratio={net.2: 0.5}", "train.epochs=500"],
+        "pruning.layer_ratio names ['net.2'], which outputs no prunable group; choose from",
     ),
     "train_epochs_negative": (["train.epochs=-3"], "train.epochs=-3 must be a positive integer"),
     "train_epochs_fraction": (["train.epochs=2.5"], "train.epochs=2.5 must be a positive integer"),

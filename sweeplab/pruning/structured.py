@@ -241,6 +241,9 @@ class StructuredPruner:
         """
         raise NotImplementedError
 
+    def check(self, model: nn.Module, example_input: Tensor) -> None:
+        """Raise SweeplabError if this pruner cannot prune `model`; run before dense training."""
+
 
 class ChannelPruner(StructuredPruner):
     """Base of channel/neuron criteria: a subclass scores channels in `group_scores`.
@@ -319,23 +322,22 @@ class ChannelPruner(StructuredPruner):
         """
         raise NotImplementedError
 
-    def select(
-        self,
-        model: nn.Module,
-        example_input: Tensor,
-        batches: Batches,
-        generator: torch.Generator,
-    ) -> dict[str, list[int]]:
-        """Which channels to remove: root layer name -> channel indices (the model is unchanged).
+    def check(self, model: nn.Module, example_input: Tensor) -> None:
+        """Refuse, before any training, a model or ratio this criterion cannot prune."""
+        groups = self._groups(model, example_input)
+        for group in groups:
+            if self.scope == "layer":
+                self._layer_k(group)
+        members = [m for g in groups for m in g.members]
+        idle = [k for k in self.layer_ratio if not any(_within(m, [k]) for m in members)]
+        if idle:
+            raise SweeplabError(
+                f"pruning.layer_ratio names {idle}, which outputs no prunable group; choose "
+                f"from {[g.name for g in groups]} (or their parents)"
+            )
 
-        Args:
-            model: the model to score (gradients of its parameters are cleared afterwards).
-            example_input: one batch on the model's device, for tracing.
-            batches: training batches.
-            generator: seeded generator.
-        Returns:
-            The plan for `remove_channels`.
-        """
+    def _groups(self, model: nn.Module, example_input: Tensor) -> list[ChannelGroup]:
+        """The prunable groups left after `exclude`; errors name what to change."""
         if _has_masks(model):
             raise SweeplabError(
                 "structured pruning got a model with unstructured masks attached; "
@@ -360,6 +362,26 @@ class ChannelPruner(StructuredPruner):
                 f"granularity={'neuron' if self.granularity == 'channel' else 'channel'} "
                 "or remove layers from pruning.exclude"
             )
+        return groups
+
+    def select(
+        self,
+        model: nn.Module,
+        example_input: Tensor,
+        batches: Batches,
+        generator: torch.Generator,
+    ) -> dict[str, list[int]]:
+        """Which channels to remove: root layer name -> channel indices (the model is unchanged).
+
+        Args:
+            model: the model to score (gradients of its parameters are cleared afterwards).
+            example_input: one batch on the model's device, for tracing.
+            batches: training batches.
+            generator: seeded generator.
+        Returns:
+            The plan for `remove_channels`.
+        """
+        groups = self._groups(model, example_input)
         try:
             with _eval_mode(model):
                 scores = self.group_scores(model, groups, batches, generator)
@@ -371,6 +393,11 @@ class ChannelPruner(StructuredPruner):
         return self._global_pick(kept)
 
     def _layer_pick(self, group: ChannelGroup, scores: Tensor) -> list[int]:
+        k = self._layer_k(group)
+        return sorted(torch.argsort(scores, stable=True)[:k].tolist())
+
+    def _layer_k(self, group: ChannelGroup) -> int:
+        """Channels scope layer removes from `group`; error if that would empty it."""
         overrides = [
             r for k, r in self.layer_ratio.items() if any(_within(m, [k]) for m in group.members)
         ]
@@ -382,7 +409,7 @@ class ChannelPruner(StructuredPruner):
                 f"{key}={ratio} would remove all {group.size} channels of layer {group.name}; "
                 f"use a ratio below {(group.size - 0.5) / group.size:.3f} or exclude the layer"
             )
-        return sorted(torch.argsort(scores, stable=True)[:k].tolist())
+        return k
 
     def _global_pick(self, kept: list[tuple[ChannelGroup, Tensor]]) -> dict[str, list[int]]:
         if self.normalize == "mean":
@@ -475,6 +502,15 @@ class RandomFilter(ChannelPruner):
         return [torch.rand(g.size, generator=generator) for g in groups]
 
 
+def _require_batch_norm(model: nn.Module) -> None:
+    if not any(isinstance(m, BN_TYPES) for m in model.modules()):
+        raise SweeplabError(
+            f"pruning=bn_scale needs batch norm layers but model {type(model).__name__} "
+            "has none; use a model with batch norm (model.batch_norm=true for mlp) or "
+            "another criterion, e.g. l1_filter"
+        )
+
+
 class BNScale(ChannelPruner):
     """Network slimming (Liu et al. 2017): |gamma| of the channel's batch norm.
 
@@ -486,6 +522,10 @@ class BNScale(ChannelPruner):
 
     default_normalize = "none"
 
+    def check(self, model: nn.Module, example_input: Tensor) -> None:
+        _require_batch_norm(model)
+        super().check(model, example_input)
+
     def group_scores(
         self,
         model: nn.Module,
@@ -493,11 +533,7 @@ class BNScale(ChannelPruner):
         batches: Batches,
         generator: torch.Generator,
     ) -> list[Tensor | None]:
-        if not any(isinstance(m, BN_TYPES) for m in model.modules()):
-            raise SweeplabError(
-                f"pruning=bn_scale needs batch norm layers but model {type(model).__name__} "
-                "has none; use a model with batch norm or another criterion, e.g. l1_filter"
-            )
+        _require_batch_norm(model)
         return [
             g.scatter((m.weight.detach()[i].abs(), r) for m, i, r in g.producers(BN_TYPES))
             if g.producers(BN_TYPES)
@@ -608,6 +644,9 @@ class BlockRemoval(StructuredPruner):
                 "a bypass() method); use a ResNet model or a channel criterion"
             )
         return found
+
+    def check(self, model: nn.Module, example_input: Tensor) -> None:
+        self.candidates(model)
 
     def select(
         self,
