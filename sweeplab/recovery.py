@@ -74,16 +74,24 @@ class WeightRewind(Recovery):
     Surviving weights go back to their values at optimizer step k of dense training (k = 0:
     initialization), then train with the dense recipe from step k to its end.
 
+    With control, each round also trains the paper's control: the same mask on a random
+    re-initialization (a fresh draw, seed + Retrain.REINIT_SEED_OFFSET), with the same recipe;
+    its accuracy goes into the row as acc_reinit_test / acc_reinit_val, and the next round
+    goes on from the rewound ticket, not from the control.
+
     Args:
         step: k, in optimizer steps of dense training.
+        control: also train and measure the random re-initialization of every round's mask.
     """
 
     name = "weight_rewind"
 
-    def __init__(self, step: int = 0, name: str | None = None) -> None:
+    def __init__(self, step: int = 0, control: bool = False, name: str | None = None) -> None:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise SweeplabError(f"recovery.step={step!r} must be an integer >= 0, e.g. 0")
-        self.step = step
+        if not isinstance(control, bool):
+            raise SweeplabError(f"recovery.control={control!r} must be true or false")
+        self.step, self.control = step, control
 
     def steps(self, run: Run) -> None:
         return None
@@ -98,7 +106,15 @@ class WeightRewind(Recovery):
             )
         run.reset_to(run.snapshot(self.step))
         epochs = max(1, round((total - self.step) / per_epoch))
-        run.fit(replace(train, epochs=epochs), "retrain", lr_window=(self.step, total))
+        recipe = replace(train, epochs=epochs)
+        run.fit(recipe, "retrain", lr_window=(self.step, total))
+        if self.control:
+            ticket = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+            run.reset_to(run.fresh_init(run.spec.seed + Retrain.REINIT_SEED_OFFSET))
+            run.fit(recipe, "control", lr_window=(self.step, total))
+            test, val = run.evaluate()
+            run.extra.update(acc_reinit_test=test, acc_reinit_val=val)
+            run.reset_to(ticket)
 
 
 class Retrain(Recovery):

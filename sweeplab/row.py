@@ -37,6 +37,9 @@ class ResultRow:
     acc_pruned_val: float | None = None
     acc_finetuned_test: float | None = None
     acc_finetuned_val: float | None = None
+    # weight_rewind with control: the same mask on a random re-initialization (LTH's control)
+    acc_reinit_test: float | None = None
+    acc_reinit_val: float | None = None
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     round: int | None = None  # iterative schedules: one row per round, this is its number
     granularity: str | None = None  # weight (unstructured) | channel | neuron | block

@@ -59,6 +59,46 @@ def test_weight_rewind_to_zero_restores_initial_values_of_survivors(job, monkeyp
     assert cfg.epochs == job.spec.train.epochs and kw["lr_window"] == (0, total)
 
 
+def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> None:
+    """LTH's control: same mask, random re-init, same recipe; the ticket goes on afterwards."""
+    from sweeplab.recovery import Retrain, WeightRewind
+
+    job, masks = job
+    torch.manual_seed(0)
+    WeightRewind(step=0).recover(job, masks)
+    ticket = {k: v.clone() for k, v in job.model.state_dict().items()}
+
+    job.reset_to(job.dense_state)
+    seen = []
+    original_fit = Run.fit
+
+    def spy(self, cfg, phase, **kw):
+        seen.append((phase, {k: v.clone() for k, v in self.model.state_dict().items()}))
+        return original_fit(self, cfg, phase, **kw)
+
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Run, "fit", spy)
+        WeightRewind(step=0, control=True).recover(job, masks)
+    assert [phase for phase, _ in seen] == ["retrain", "control"]
+    reinit = job.fresh_init(job.spec.seed + Retrain.REINIT_SEED_OFFSET).state_dict()
+    start = seen[1][1]
+    for name, mask in masks.items():
+        assert torch.equal(start[f"{name}_mask"], mask)  # the ticket's mask
+        assert torch.equal(start[f"{name}_orig"], reinit[name])  # on a fresh random init
+    for key, value in job.model.state_dict().items():  # the ticket, not the control, goes on
+        assert torch.equal(value, ticket[key]), key
+    assert 0.0 <= job.extra["acc_reinit_test"] <= 1.0 and "acc_reinit_val" in job.extra
+
+
+def test_weight_rewind_control_must_be_a_bool() -> None:
+    from sweeplab.errors import SweeplabError
+    from sweeplab.recovery import WeightRewind
+
+    with pytest.raises(SweeplabError, match="recovery.control='yes' must be true or false"):
+        WeightRewind(control="yes")
+
+
 def test_retrain_reinitializes_survivors_randomly(job, monkeypatch) -> None:
     from sweeplab.recovery import Retrain
 
