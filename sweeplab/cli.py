@@ -1,4 +1,5 @@
-"""`sweeplab run|table|report`: run hands its arguments to Hydra unchanged; the others read rows.
+"""`sweeplab run|table|report|reproduce`: run hands its arguments to Hydra unchanged; the others
+read rows (reproduce runs a sweep in a subprocess first).
 
 This module imports neither torch nor Lightning: `sweeplab --help`, `table` and `report` stay fast.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,14 +29,15 @@ def check_choices(overrides: list[str], conf: Path = CONF) -> None:
     Hydra would say the same in several lines; this says it in one and lists the choices.
     Sweep syntax beyond comma lists (ranges, globs, interpolations) is left to Hydra.
     """
+    roots = [conf, *search_roots(overrides)]
     for arg in overrides:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, value = arg.lstrip("+~").split("=", 1)
-        group = conf / key
-        if "." in key or not group.is_dir() or any(ch in value for ch in _SWEEP_SYNTAX):
+        groups = [root / key for root in roots if (root / key).is_dir()]
+        if "." in key or not groups or any(ch in value for ch in _SWEEP_SYNTAX):
             continue
-        choices = sorted(p.stem for p in group.glob("*.yaml"))
+        choices = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
         if key.startswith("hydra/"):
             choices = sorted({*choices, *_plugin_choices(key)})
         for name in value.split(","):
@@ -43,6 +46,20 @@ def check_choices(overrides: list[str], conf: Path = CONF) -> None:
                     f"unknown {key} {name!r}; choose one of: {', '.join(choices)} "
                     f"(or add conf/{key}/{name}.yaml)"
                 )
+
+
+def search_roots(overrides: Iterable[str]) -> list[Path]:
+    """Config folders a `hydra.searchpath=[file://DIR,...]` override adds (pkg:// ones skipped)."""
+    roots: list[Path] = []
+    for arg in overrides:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key != "hydra.searchpath":
+            continue
+        for entry in value.strip().strip("[]").split(","):
+            entry = entry.strip().strip("'\"")
+            if entry and (entry.startswith("file://") or "://" not in entry):
+                roots.append(Path(entry.removeprefix("file://")))
+    return roots
 
 
 def _plugin_choices(group: str) -> list[str]:
@@ -254,6 +271,61 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="run a paper's experiment (experiments/NAME.yaml with a paper: block) and print "
+        "paper vs. ours with PASS/FAIL per cell",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="the experiment (see --list)")
+    p.add_argument(
+        "overrides",
+        nargs=argparse.REMAINDER,  # `*` would refuse overrides after a flag
+        metavar="OVERRIDE",
+        help="Hydra overrides for the sweep, e.g. paths.results_dir=DIR hydra/launcher=joblib",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the experiments with a paper: block and exit"
+    )
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="skip the sweep; evaluate the ok rows of experiment NAME already in the results dir",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run the block's 1-epoch smoke overrides; check only that every run finishes",
+    )
+    p.set_defaults(handler=_reproduce)
+
+
+_REPRODUCE_FLAGS = {"--list": "list", "--no-run": "no_run", "--smoke": "smoke"}
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from sweeplab import reproduce
+
+    overrides = []
+    for arg in args.overrides:  # flags after NAME land here (Hydra overrides never start --)
+        if arg in _REPRODUCE_FLAGS:
+            setattr(args, _REPRODUCE_FLAGS[arg], True)
+        elif arg.startswith("-"):
+            raise SweeplabError(
+                f"unknown option {arg}; reproduce takes {', '.join(_REPRODUCE_FLAGS)} "
+                "and Hydra overrides (key=value)"
+            )
+        else:
+            overrides.append(arg)
+    if args.list:
+        # `--list hydra.searchpath=[...]`: argparse reads the first override as NAME.
+        sys.stdout.write(reproduce.list_text([a for a in (args.name, *overrides) if a]))
+        return 0
+    if not args.name or "=" in args.name:
+        raise SweeplabError("name an experiment: sweeplab reproduce NAME (see --list)")
+    return reproduce.reproduce(args.name, overrides, run=not args.no_run, smoke=args.smoke)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sweeplab",
@@ -270,6 +342,7 @@ def parser() -> argparse.ArgumentParser:
     _add_table(sub)
     _add_report(sub)
     _add_export(sub)
+    _add_reproduce(sub)
     return p
 
 

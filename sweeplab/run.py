@@ -7,6 +7,7 @@ a run really has to execute, so re-running a finished sweep costs seconds.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -126,12 +127,26 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     )
 
 
+def _note_in_manifest(rid: str) -> None:
+    """Append rid to $SWEEPLAB_MANIFEST: `sweeplab reproduce` reads which runs its sweep had.
+
+    Every job notes itself before it runs, skips or fails. One short appended line per job,
+    so parallel workers sharing the file need no lock.
+    """
+    path = os.environ.get("SWEEPLAB_MANIFEST")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{rid}\n")
+            f.flush()
+
+
 def execute(cfg: DictConfig) -> ResultRow | None:
     """Run one composed config; returns its row, or None when it was already finished."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rid, did = store.run_id(resolved), store.dense_id(resolved)
     results_dir = cfg.paths.results_dir
     labels = _labels(cfg, rid, did)
+    _note_in_manifest(rid)
     if store.finished(results_dir, rid):
         print(f"skip {rid}: already finished ({store.row_path(results_dir, rid)})", flush=True)
         return None

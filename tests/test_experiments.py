@@ -1,0 +1,76 @@
+"""Every experiments/*.yaml composes, and its `paper:` block (if any) is one reproduce accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from conftest import REPO
+from sweeplab.cli import CONF, check_choices
+from sweeplab.expr import expression_names
+from sweeplab.paper import TIERS, check_paper
+from sweeplab.run import instantiate
+
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+
+
+def compose(overrides: list[str], hydra: bool = False) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=hydra)
+
+
+def first_sweep_point(params: dict[str, Any]) -> list[str]:
+    """One override per sweeper param: the first value of each list or range (intervals: none)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    texts = [f"{key}={value}" for key, value in params.items()]
+    point = []
+    for text, o in zip(texts, OverridesParser.create().parse_overrides(texts), strict=True):
+        if not o.is_sweep_override():
+            point.append(text)
+        elif o.is_choice_sweep() or o.is_range_sweep():
+            point.append(f"{o.key_or_group}={next(o.sweep_string_iterator())}")
+    return point
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_experiment_composes_and_its_paper_block_validates(path: Path) -> None:
+    check_experiment(path)
+
+
+def check_experiment(path: Path, overrides: tuple[str, ...] = ()) -> None:
+    """Compose experiment `path.stem`, one point of its sweep, and validate its paper block.
+
+    Args:
+        path: the experiment file.
+        overrides: more overrides, e.g. a hydra.searchpath that reaches path.
+    """
+    name = path.stem
+    assert path.read_text().startswith("# @package _global_"), f"{path} needs the package line"
+    cfg = compose([f"experiment={name}", *overrides], hydra=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.get("params") or {}, resolve=False)
+    # Group choices of the sweep (pruning: random,layer_magnitude) name existing files...
+    check_choices([*overrides, *(f"{k}={v}" for k, v in params.items())])
+    # ...and one point of the sweep composes (catches misspelled keys like pruning.sparsty)
+    # and builds its strategy, schedule and recovery (their constructors check the values).
+    point = compose([f"experiment={name}", *overrides, *first_sweep_point(params)])
+    for key in ("pruning", "schedule", "recovery"):
+        assert instantiate(point[key]) is not None, key
+
+    raw = yaml.safe_load(path.read_text()) or {}
+    if "paper" not in raw:
+        return
+    paper = check_paper(OmegaConf.to_container(cfg.paper, resolve=True), f"{path.name}: paper")
+    assert paper.tier in TIERS and paper.minutes > 0 and paper.cells
+    for cell in paper.cells:
+        used = expression_names(cell.ours) | expression_names(cell.rule)
+        assert used <= set(paper.values), f"{cell.label}: {used - set(paper.values)} undefined"
+    for smoke in paper.smoke:
+        assert "=" in smoke, f"{path.name}: smoke entry {smoke!r} is not an override"
