@@ -74,3 +74,31 @@ def check_experiment(path: Path, overrides: tuple[str, ...] = ()) -> None:
         assert used <= set(paper.values), f"{cell.label}: {used - set(paper.values)} undefined"
     for smoke in paper.smoke:
         assert "=" in smoke, f"{path.name}: smoke entry {smoke!r} is not an override"
+
+
+@pytest.mark.parametrize(
+    ("name", "flops_cut", "params_cut"),
+    [("li2017_vgg16", 34.2, 64.0), ("li2017_resnet56", 27.6, 13.7)],
+)
+def test_li2017_configs_remove_what_the_paper_removed(
+    name: str, flops_cut: float, params_cut: float
+) -> None:
+    """The GPU-tier configs give the paper's architectures (Table 1): checked here, on CPU."""
+    import torch
+
+    from sweeplab.costs import macs
+
+    cfg = compose([f"experiment={name}"])
+    model = instantiate(cfg.model, input_shape=[3, 32, 32], num_classes=10).eval()
+    pruner = instantiate(cfg.pruning)
+    x = torch.randn(2, 3, 32, 32)
+    pruner.check(model, x)
+    small = pruner.prune(model, x, [(x, torch.tensor([0, 1]))], torch.Generator().manual_seed(0))
+
+    def count(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    got_flops = 100 * (1 - macs(small, [3, 32, 32]) / macs(model, [3, 32, 32]))
+    got_params = 100 * (1 - count(small) / count(model))
+    assert abs(got_flops - flops_cut) <= 1.0, got_flops
+    assert abs(got_params - params_cut) <= 1.0, got_params
