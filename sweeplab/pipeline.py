@@ -251,7 +251,7 @@ class Run:
             dense = self.dense_model()
             total, nonzero = metrics.params_total(self.model), metrics.params_nonzero(self.model)
             if self.structured:
-                from sweeplab.pruning.structured import layer_removed, removed_fraction
+                from sweeplab.pruning.channels import layer_removed, removed_fraction
 
                 achieved, layers = (
                     removed_fraction(dense, self.model),

@@ -57,7 +57,7 @@ def compose(overrides: list[str]):
 
 
 def sweeplab(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run the `sweeplab` CLI of this interpreter in a subprocess, capturing its output."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
@@ -67,7 +67,7 @@ def sweeplab(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 

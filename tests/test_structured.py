@@ -13,20 +13,22 @@ from sweeplab.metrics import params_total
 from sweeplab.models.mlp import MLP
 from sweeplab.models.resnet_cifar import BasicBlock, ChannelShortcut, ResNetCifar
 from sweeplab.models.vgg import VGG
+from sweeplab.pruning.blocks import BlockRemoval
+from sweeplab.pruning.channels import (
+    channel_groups,
+    layer_removed,
+    remove_channels,
+    removed_fraction,
+    widths,
+)
 from sweeplab.pruning.masks import apply_masks
 from sweeplab.pruning.structured import (
-    BlockRemoval,
     BNScale,
     L1Filter,
     L2Filter,
     RandomFilter,
     StructuredPruner,
     TaylorFilter,
-    channel_groups,
-    layer_removed,
-    remove_channels,
-    removed_fraction,
-    widths,
 )
 
 CIFAR = (3, 32, 32)

@@ -1,203 +1,37 @@
-"""Structured pruning: remove whole channels, neurons or residual blocks, physically.
+"""Structured pruning criteria: remove whole channels or neurons, physically.
 
-Torch-Pruning's dependency graph finds every layer that shares a channel (a conv's filter,
-its batch norm, the next layer's input slice, and all layers tied together by a residual
-sum), so a removed channel disappears from all of them at once and residual sums stay
-consistent. The result is a smaller dense model, finetuned like any other.
-
-A *group* is one such set of coupled channels, named by its root layer (the first Conv or
-Linear that produces it). Channel criteria score every channel of every group; the scope
-decides how many each group loses:
+Channel criteria score every channel of every group of coupled channels
+(sweeplab.pruning.channels); the scope decides how many each group loses:
 layer: round(ratio * channels) in each group (per-group overrides in layer_ratio);
 global: round(ratio * all channels) overall, lowest scores first, every group keeping >= 1.
-The layer whose outputs are the model's outputs (the last Conv/Linear to run) is never pruned.
+The result is a smaller dense model, finetuned like any other. Whole residual blocks:
+sweeplab.pruning.blocks.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 
 import torch
 import torch.nn.functional as F
-import torch_pruning as tp
 from torch import Tensor, nn
-from torch_pruning.pruner import function as tp_function
 
 from sweeplab.errors import SweeplabError, check_fraction
-from sweeplab.models.resnet_cifar import ChannelShortcut
+from sweeplab.pruning.channels import (
+    BN_TYPES,
+    ROOT_TYPES,
+    WEIGHT_TYPES,
+    ChannelGroup,
+    channel_groups,
+    eval_mode,
+    remove_channels,
+)
 
-# Root layer types per granularity: channels of convolutions, neurons of linear layers.
-ROOT_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
-    "channel": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
-    "neuron": (nn.Linear,),
-}
-WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 SCOPES = ("global", "layer")
 NORMALIZERS = ("none", "mean")
 Batches = Iterable[tuple[Tensor, Tensor]]
-
-
-class _ShortcutPruner(tp_function.BasePruningFunc):
-    """Teaches Torch-Pruning the option-A shortcut: its in and out channels are independent."""
-
-    TARGET_MODULES = (ChannelShortcut,)
-
-    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        drop = set(idxs)
-        layer.index = layer.index[[i for i in range(len(layer.index)) if i not in drop]]
-        return layer
-
-    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        # Outputs that copied a removed input become zero channels, as if it had been zeroed.
-        drop = set(idxs)
-        kept = [i for i in range(layer.in_channels) if i not in drop]
-        position = torch.full((layer.in_channels + 1,), len(kept), dtype=torch.long)
-        position[kept] = torch.arange(len(kept))
-        layer.index = position.to(layer.index.device)[layer.index]
-        layer.in_channels = len(kept)
-        return layer
-
-    def get_out_channels(self, layer: nn.Module) -> int:
-        return len(layer.index)
-
-    def get_in_channels(self, layer: nn.Module) -> int:
-        return layer.in_channels
-
-
-@dataclass
-class ChannelGroup:
-    """One set of coupled channels: its root layer and every named module that outputs them."""
-
-    name: str  # root layer's module name
-    size: int  # channels now
-    # (module name, module, local channel indices, root channel indices) per output module.
-    outputs: list[tuple[str, nn.Module, list[int], list[int]]]
-
-    @property
-    def members(self) -> list[str]:
-        """Names of the modules whose outputs lose a removed channel."""
-        return [name for name, *_ in self.outputs]
-
-    def producers(self, types: tuple[type, ...]) -> list[tuple[nn.Module, list[int], list[int]]]:
-        """(module, local indices, root indices) of the output modules of the given types."""
-        return [(m, i, r) for _, m, i, r in self.outputs if isinstance(m, types)]
-
-    def scatter(self, values: Iterable[tuple[Tensor, list[int]]]) -> Tensor:
-        """Sum per-module channel values into one score per root channel."""
-        out = torch.zeros(self.size)
-        for local, root in values:
-            out.index_add_(0, torch.tensor(root), local.detach().float().cpu())
-        return out
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside (tracing must not move batch-norm statistics), the old mode after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def _graph(model: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
-    with torch.enable_grad():
-        return tp.DependencyGraph().build_dependency(
-            model,
-            example_inputs=example_input,
-            customized_pruners={ChannelShortcut: _ShortcutPruner()},
-            verbose=False,
-        )
-
-
-def _output_layer(model: nn.Module, example_input: Tensor) -> str:
-    """Name of the last Conv/Linear to run: its outputs are the classes and must stay."""
-    order: list[str] = []
-    hooks = [
-        m.register_forward_hook(lambda *_, n=name: order.append(n))
-        for name, m in model.named_modules()
-        if isinstance(m, WEIGHT_TYPES)
-    ]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
-    if not order:
-        raise SweeplabError(
-            f"model {type(model).__name__} has no Conv or Linear layer to prune structurally"
-        )
-    return order[-1]
-
-
-def channel_groups(
-    model: nn.Module, example_input: Tensor, granularity: str = "channel"
-) -> list[ChannelGroup]:
-    """Every prunable group of coupled channels, in module order (output layer left out).
-
-    Args:
-        model: any nn.Module whose forward takes example_input.
-        example_input: one batch on the model's device, for tracing.
-        granularity: "channel" (groups rooted at convolutions) or "neuron" (at Linear layers).
-    Returns:
-        The groups, each with its current size.
-    """
-    if granularity not in ROOT_TYPES:
-        raise SweeplabError(f"pruning.granularity={granularity!r} is not one of {list(ROOT_TYPES)}")
-    with _eval_mode(model):
-        output = model.get_submodule(_output_layer(model, example_input))
-        graph = _graph(model, example_input)
-    names = {m: n for n, m in model.named_modules()}
-    groups = []
-    for group in graph.get_all_groups(
-        ignored_layers=[output], root_module_types=ROOT_TYPES[granularity]
-    ):
-        outputs = [
-            (
-                names[item.dep.target.module],
-                item.dep.target.module,
-                list(item.idxs),
-                list(item.root_idxs),
-            )
-            for item in group
-            if item.dep.target.module in names and graph.is_out_channel_pruning_fn(item.dep.handler)
-        ]
-        root = group[0].dep.target.module
-        groups.append(ChannelGroup(names[root], graph.get_out_channels(root), outputs))
-    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
-    return sorted(groups, key=lambda g: order[g.name])
-
-
-def remove_channels(
-    model: nn.Module, example_input: Tensor, plan: Mapping[str, Sequence[int]]
-) -> None:
-    """Physically remove channels in place: plan maps a group's root layer to channel indices.
-
-    Args:
-        model: the model to shrink (edited in place).
-        example_input: one batch on the model's device, for tracing.
-        plan: root module name -> indices of that group's channels to remove.
-    """
-    with _eval_mode(model):
-        graph = _graph(model, example_input)
-    for name, idxs in plan.items():
-        if not idxs:
-            continue
-        root = model.get_submodule(name)
-        pruner = graph.get_pruner_of_module(root)
-        group = graph.get_pruning_group(
-            root, pruner.prune_out_channels, sorted(int(i) for i in idxs)
-        )
-        if not graph.check_pruning_group(group):
-            raise SweeplabError(f"removing {len(idxs)} channels of layer {name} would empty it")
-        group.prune(record_history=False)
 
 
 def _within(name: str, prefixes: Sequence[str]) -> bool:
@@ -383,7 +217,7 @@ class ChannelPruner(StructuredPruner):
         """
         groups = self._groups(model, example_input)
         try:
-            with _eval_mode(model):
+            with eval_mode(model):
                 scores = self.group_scores(model, groups, batches, generator)
         finally:
             model.zero_grad(set_to_none=True)
@@ -583,173 +417,3 @@ class TaylorFilter(ChannelPruner):
                 if p is not None and p.grad is not None:
                     total += (p.detach()[idxs] * p.grad[idxs]).reshape(len(idxs), -1).sum(1)
             yield total, root
-
-
-class BlockRemoval(StructuredPruner):
-    """Remove whole residual blocks (entire layers), the least contributing first.
-
-    A block opts in with a `bypass()` method returning what replaces it (sweeplab's ResNet
-    blocks return their shortcut). Candidates are blocks whose bypass is an identity, plus
-    the downsampling ones if include_downsample. Scores (lower = removed first):
-    loss: mean rise of cross-entropy over num_batches batches when that block alone is
-        bypassed (the lesion study of Veit et al. 2016), model in eval mode;
-    norm: mean ||block(x) - bypass(x)|| / ||bypass(x)||, the residual's size relative to the
-        signal it is added to; needs no labels and one pass.
-
-    Args:
-        ratio: fraction of the candidate blocks to remove, in [0, 1).
-        score: "loss" or "norm".
-        include_downsample: also remove blocks that change width or resolution.
-        exclude: module names of blocks to keep.
-        name: the strategy name recorded in rows.
-        num_batches: training batches the score reads.
-    """
-
-    granularity = "block"
-
-    def __init__(
-        self,
-        ratio: float = 0.2,
-        score: str = "loss",
-        include_downsample: bool = False,
-        exclude: Sequence[str] = (),
-        name: str | None = None,
-        num_batches: int = 10,
-        granularity: str = "block",
-    ) -> None:
-        if granularity != "block":
-            raise SweeplabError(
-                f"pruning.granularity={granularity!r}: block_removal removes blocks"
-            )
-        self.ratio = check_fraction("pruning.ratio", ratio, example="0.2")
-        if score not in ("loss", "norm"):
-            raise SweeplabError(f"pruning.score={score!r} is not one of ['loss', 'norm']")
-        self.score, self.include_downsample = score, bool(include_downsample)
-        self.exclude = [str(e) for e in exclude]
-        self.name = name or "block_removal"
-        self.num_batches = int(num_batches)
-
-    def candidates(self, model: nn.Module) -> dict[str, nn.Module]:
-        """Removable blocks keyed by module name."""
-        found = {
-            n: m
-            for n, m in model.named_modules()
-            if callable(getattr(m, "bypass", None))
-            and n not in self.exclude
-            and (self.include_downsample or isinstance(m.bypass(), nn.Identity))
-        }
-        if not found:
-            raise SweeplabError(
-                f"model {type(model).__name__} has no removable residual block (a module with "
-                "a bypass() method); use a ResNet model or a channel criterion"
-            )
-        return found
-
-    def check(self, model: nn.Module, example_input: Tensor) -> None:
-        self.candidates(model)
-
-    def select(
-        self,
-        model: nn.Module,
-        example_input: Tensor,
-        batches: Batches,
-        generator: torch.Generator,
-    ) -> list[str]:
-        """Names of the blocks to remove, lowest score first (the model is unchanged)."""
-        blocks = self.candidates(model)
-        data = list(islice(batches, self.num_batches))
-        if not data:
-            raise SweeplabError("pruning=block_removal needs training batches but got none")
-        with _eval_mode(model), torch.no_grad():
-            scores = (
-                self._loss_rise(model, blocks, data)
-                if self.score == "loss"
-                else self._norm(model, blocks, data)
-            )
-        order = sorted(blocks, key=lambda n: (scores[n], list(blocks).index(n)))
-        return order[: round(self.ratio * len(blocks))]
-
-    @staticmethod
-    def _loss(model: nn.Module, data: list[tuple[Tensor, Tensor]]) -> float:
-        return sum(float(F.cross_entropy(model(x), y)) for x, y in data) / len(data)
-
-    def _loss_rise(
-        self, model: nn.Module, blocks: dict[str, nn.Module], data: list[tuple[Tensor, Tensor]]
-    ) -> dict[str, float]:
-        base = self._loss(model, data)
-        rise = {}
-        for name, block in blocks.items():
-            _replace(model, name, block.bypass())
-            rise[name] = self._loss(model, data) - base
-            _replace(model, name, block)
-        return rise
-
-    @staticmethod
-    def _norm(
-        model: nn.Module, blocks: dict[str, nn.Module], data: list[tuple[Tensor, Tensor]]
-    ) -> dict[str, float]:
-        sums = dict.fromkeys(blocks, 0.0)
-
-        def hook(name: str) -> Callable[..., None]:
-            def record(module: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> None:
-                skip = module.bypass()(inputs[0])
-                sums[name] += float((out - skip).norm() / skip.norm().clamp_min(1e-12))
-
-            return record
-
-        handles = [b.register_forward_hook(hook(n)) for n, b in blocks.items()]
-        try:
-            for x, _ in data:
-                model(x)
-        finally:
-            for h in handles:
-                h.remove()
-        return {n: s / len(data) for n, s in sums.items()}
-
-    def prune(
-        self,
-        model: nn.Module,
-        example_input: Tensor,
-        batches: Batches,
-        generator: torch.Generator,
-    ) -> nn.Module:
-        """A copy of model with the selected blocks replaced by their bypass."""
-        pruned = copy.deepcopy(model)
-        for name in self.select(pruned, example_input, batches, generator):
-            _replace(pruned, name, pruned.get_submodule(name).bypass())
-        return pruned
-
-
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, module)
-
-
-def removed_fraction(dense: nn.Module, pruned: nn.Module) -> float:
-    """Fraction of Conv/Linear weights that structured pruning removed (vs the dense model)."""
-
-    def count(m: nn.Module) -> int:
-        return sum(x.weight.numel() for x in m.modules() if isinstance(x, WEIGHT_TYPES))
-
-    return 1.0 - count(pruned) / count(dense)
-
-
-def widths(model: nn.Module) -> dict[str, int]:
-    """Output channels (Conv) or features (Linear) of every layer, keyed by module name."""
-    return {
-        n: int(m.weight.shape[0]) for n, m in model.named_modules() if isinstance(m, WEIGHT_TYPES)
-    }
-
-
-def layer_removed(dense: nn.Module, pruned: nn.Module) -> dict[str, float]:
-    """Fraction of each Conv/Linear weight removed, keyed "name.weight" like masks (gone: 1.0)."""
-    after = {
-        f"{n}.weight": m.weight.numel()
-        for n, m in pruned.named_modules()
-        if isinstance(m, WEIGHT_TYPES)
-    }
-    return {
-        f"{n}.weight": 1.0 - after.get(f"{n}.weight", 0) / m.weight.numel()
-        for n, m in dense.named_modules()
-        if isinstance(m, WEIGHT_TYPES)
-    }
