@@ -350,9 +350,31 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(name: str, paper: Paper, results: list[CellResult], command: str, rows_note: str) -> str:
-    """The markdown table `sweeplab reproduce` prints and writes to tables/NAME.md."""
+def compute_minutes(rows: Iterable[Mapping[str, Any]]) -> float:
+    """Minutes the rows' runs computed (sum of every row's phase seconds): a cold run's cost.
+
+    Phases nest (a gradual schedule's pruning also counts in its training), so this is an
+    upper bound; a row's dense phase is the training itself, or the cache load that replaced it.
+    """
+    return sum(sum((r.get("seconds") or {}).values()) for r in rows) / 60
+
+
+def render(
+    name: str,
+    paper: Paper,
+    results: list[CellResult],
+    command: str,
+    rows_note: str,
+    minutes: float | None = None,
+) -> str:
+    """The markdown table `sweeplab reproduce` prints and writes to tables/NAME.md.
+
+    Args:
+        minutes: compute minutes of the rows' runs (compute_minutes), shown next to the
+            block's expected time.
+    """
     unit = "on one GPU" if paper.tier == "gpu" else "on a 2-core CPU"
+    measured = [] if minutes is None else [f"- compute: {minutes:.1f} min (the runs' phases)"]
     lines = [
         f"## {name}",
         "",
@@ -362,6 +384,7 @@ def render(name: str, paper: Paper, results: list[CellResult], command: str, row
         f"- tier: {paper.tier} (about {fmt(paper.minutes)} min cold {unit})",
         f"- command: `{command}`",
         f"- rows: {rows_note}",
+        *measured,
         "- deviations from the paper:" + ("" if paper.deviations else " none"),
         *(f"  - {d}" for d in paper.deviations),
         "",

@@ -23,7 +23,7 @@ from typing import Any
 from sweeplab import store
 from sweeplab.cli import CONF, check_choices, search_roots
 from sweeplab.errors import SweeplabError
-from sweeplab.paper import Paper, check_paper, evaluate_cells, fmt, render
+from sweeplab.paper import Paper, check_paper, compute_minutes, evaluate_cells, fmt, render
 
 MANIFEST_ENV = "SWEEPLAB_MANIFEST"  # run.py appends each job's run id to this file
 
@@ -264,7 +264,7 @@ def _finish(
 ) -> int:
     """Evaluate, print, and (when every run finished) write tables/NAME.md; the exit code."""
     results = evaluate_cells(paper, selection.rows)
-    text = render(name, paper, results, command, note)
+    text = render(name, paper, results, command, note, compute_minutes(selection.rows))
     print(flush=True)
     sys.stdout.write(text)
     sys.stdout.flush()
