@@ -38,3 +38,28 @@ def test_wrong_image_shape_is_named(cls: type) -> None:
 def test_bad_mlp_width() -> None:
     with pytest.raises(SweeplabError, match=r"model.hidden=\[0\]"):
         MLP((1, 8, 8), 10, hidden=[0])
+
+
+@pytest.mark.parametrize("cls", [LeNet300, LeNet5])
+def test_variance_scaling_init_has_std_one_over_sqrt_fan_in(cls: type) -> None:
+    torch.manual_seed(0)
+    model = cls([1, 28, 28], 10, init="variance_scaling")
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+            fan_in = m.weight[0].numel()
+            assert m.weight.std().item() == pytest.approx(fan_in**-0.5, rel=0.15)
+            assert m.weight.abs().max().item() <= 2 * fan_in**-0.5 / 0.8796 + 1e-6
+            assert torch.count_nonzero(m.bias) == 0
+
+
+def test_default_init_is_pytorchs_and_unknown_init_is_named() -> None:
+    torch.manual_seed(0)
+    plain = LeNet300([1, 28, 28], 10)
+    torch.manual_seed(0)
+    same = LeNet300([1, 28, 28], 10, init="default")
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(plain.state_dict().values(), same.state_dict().values(), strict=True)
+    )
+    with pytest.raises(SweeplabError, match="model.init='xavier' is not one of"):
+        LeNet300([1, 28, 28], 10, init="xavier")
