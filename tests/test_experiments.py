@@ -102,3 +102,15 @@ def test_li2017_configs_remove_what_the_paper_removed(
     got_params = 100 * (1 - count(small) / count(model))
     assert abs(got_flops - flops_cut) <= 1.0, got_flops
     assert abs(got_params - params_cut) <= 1.0, got_params
+
+
+def test_every_cpu_tier_experiment_has_its_table_committed() -> None:
+    """results/tables/NAME.md, as `sweeplab reproduce NAME` wrote it (the README links them)."""
+    cpu = [p for p in EXPERIMENTS if (yaml.safe_load(p.read_text()) or {}).get("paper", {})]
+    cpu = [p for p in cpu if yaml.safe_load(p.read_text())["paper"]["tier"] == "cpu"]
+    assert len(cpu) >= 7
+    for path in cpu:
+        table = REPO / "results" / "tables" / f"{path.stem}.md"
+        assert table.is_file(), f"run `sweeplab reproduce {path.stem}` and commit {table}"
+        assert table.read_text().startswith(f"## {path.stem}\n"), table
+        assert "cells pass" in table.read_text(), table
