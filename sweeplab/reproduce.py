@@ -25,9 +25,6 @@ from sweeplab.cli import CONF, check_choices, search_roots
 from sweeplab.errors import SweeplabError
 from sweeplab.paper import Paper, check_paper, compute_minutes, evaluate_cells, fmt, render
 
-MANIFEST_ENV = "SWEEPLAB_MANIFEST"  # run.py appends each job's run id to this file
-
-
 # ---------------------------------------------------------------------------- sweep rows
 
 
@@ -148,7 +145,7 @@ def run_sweep(name: str, overrides: list[str], results_dir: str) -> tuple[int, l
     os.close(fd)
     cmd = [sys.executable, "-m", "sweeplab.cli", "run", "-m", f"experiment={name}", *overrides]
     try:
-        proc = subprocess.Popen(cmd, env={**os.environ, MANIFEST_ENV: manifest})
+        proc = subprocess.Popen(cmd, env={**os.environ, store.MANIFEST_ENV: manifest})
         try:
             rc = proc.wait()
         except KeyboardInterrupt:

@@ -133,7 +133,7 @@ def _note_in_manifest(rid: str) -> None:
     Every job notes itself before it runs, skips or fails. One short appended line per job,
     so parallel workers sharing the file need no lock.
     """
-    path = os.environ.get("SWEEPLAB_MANIFEST")
+    path = os.environ.get(store.MANIFEST_ENV)
     if path:
         with open(path, "a") as f:
             f.write(f"{rid}\n")

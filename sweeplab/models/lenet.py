@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError
+from sweeplab.models import require_shape
 
 INITS = ("default", "variance_scaling")
 
@@ -33,11 +34,7 @@ def initialize(model: nn.Module, init: str | None) -> None:
 
 
 def _require_mnist_shape(model: str, input_shape: Sequence[int]) -> None:
-    if tuple(input_shape) != (1, 28, 28):
-        raise SweeplabError(
-            f"model={model} expects 1x28x28 images but the data gives {tuple(input_shape)}; "
-            "use data=mnist or data=fashion_mnist, or model=mlp for other shapes"
-        )
+    require_shape(model, input_shape, (1, 28, 28), "data=mnist or data=fashion_mnist")
 
 
 class LeNet300(nn.Module):

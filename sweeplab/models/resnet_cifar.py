@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError
+from sweeplab.models import require_shape
 
 WIDTHS = (16, 32, 64)  # channels of the three stages
 DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}  # depth -> basic blocks per stage (6n + 2)
@@ -20,11 +21,7 @@ DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}  # depth -> basic blocks per stag
 
 def require_cifar_shape(model: str, input_shape: Sequence[int]) -> None:
     """Raise SweeplabError unless input_shape is one RGB image of 32x32 pixels."""
-    if tuple(input_shape) != (3, 32, 32):
-        raise SweeplabError(
-            f"model={model} expects 3x32x32 images but the data gives {tuple(input_shape)}; "
-            "use data=cifar10 or data=cifar100, or model=mlp for other shapes"
-        )
+    require_shape(model, input_shape, (3, 32, 32), "data=cifar10 or data=cifar100")
 
 
 class ChannelShortcut(nn.Module):
