@@ -54,6 +54,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"
+    # Linear warmup over this many epochs (lr rises from lr/steps to lr), then lr_schedule.
+    warmup_epochs: float | None = None
     weight_l1: float | None = None
     weight_l2: float | None = None
     bn_l1: float | None = None  # network slimming: lambda * sum |gamma| of batch-norm scales
@@ -72,10 +74,15 @@ class TrainConfig:
             raise SweeplabError(
                 f"{section}.lr_schedule={self.lr_schedule!r} is not one of {list(LR_SCHEDULES)}"
             )
-        for key in ("weight_l1", "weight_l2", "bn_l1", "weight_decay"):
+        for key in ("weight_l1", "weight_l2", "bn_l1", "weight_decay", "warmup_epochs"):
             value = getattr(self, key)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise SweeplabError(f"{section}.{key}={value!r} must be a number >= 0, e.g. 1e-5")
+        if self.warmup_epochs and self.warmup_epochs >= self.epochs > 0:
+            raise SweeplabError(
+                f"{section}.warmup_epochs={self.warmup_epochs} is not shorter than "
+                f"{section}.epochs={self.epochs}; use e.g. {section}.warmup_epochs=1"
+            )
         return self
 
 
@@ -222,12 +229,21 @@ class LitClassifier(pl.LightningModule):
             opt = torch.optim.SGD(
                 params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
             )
-        if cfg.lr_schedule == "constant":
-            return opt
         start, length = self.lr_window
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(start + step, length) / length))
-        )
+        # Warmup belongs to a curve's start: a fit that replays a curve's tail has none.
+        per_epoch = self.total_steps / max(cfg.epochs, 1)
+        warmup = round((cfg.warmup_epochs or 0) * per_epoch) if start == 0 else 0
+        if cfg.lr_schedule == "constant" and not warmup:
+            return opt
+
+        def factor(step: int) -> float:
+            at = start + step
+            f = 1.0
+            if cfg.lr_schedule == "cosine":
+                f = 0.5 * (1 + math.cos(math.pi * min(at, length) / length))
+            return f * (at + 1) / warmup if at < warmup else f
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -36,6 +36,30 @@ def leftovers(results: Path) -> list[str]:
     return sorted(p.name for p in results.rglob("*.tmp"))
 
 
+# -- the joblib pool after a sweep ----------------------------------------------------------
+
+
+def test_sweeper_kills_the_idle_joblib_pool_and_loky_skips_per_job_gc() -> None:
+    """After the last batch the sweeper kills joblib's idle workers (at exit each would tear down
+    torch, ~1 s); psutil is installed, so loky checks a worker's memory instead of running a
+    full gc.collect() after every job (0.15 s with torch loaded)."""
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import process_executor, reusable_executor
+
+    from hydra_plugins.sweeplab_sweeper.sweeper import _release_pool
+
+    assert process_executor._USE_PSUTIL, "psutil missing: loky would gc.collect() every job"
+    pids = Parallel(n_jobs=2, backend="loky")(delayed(os.getpid)() for _ in range(4))
+    assert os.getpid() not in pids
+    workers = list(reusable_executor._executor._processes.values())
+    assert workers and all(w.is_alive() for w in workers)
+    _release_pool()
+    for w in workers:
+        w.join(timeout=30)
+    assert not any(w.is_alive() for w in workers)
+    _release_pool()  # nothing left: a no-op
+
+
 # -- threads per worker --------------------------------------------------------------------
 
 

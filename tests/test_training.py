@@ -55,3 +55,45 @@ def test_finetune_keeps_pruned_weights_at_zero(digits, optimizer: str) -> None:
     for name, mask in masks.items():
         assert int(params[name][mask == 0].count_nonzero()) == 0, name
         assert int(params[name][mask == 1].count_nonzero()) > 0, name
+
+
+def lr_curve(cfg: TrainConfig, total: int, lr_window: tuple[int, int] | None = None) -> list:
+    """The learning rate at every optimizer step of a fit, read from its scheduler."""
+    from sweeplab.lit import LitClassifier
+
+    lit = LitClassifier(torch.nn.Linear(2, 2), cfg, total, "dense", lr_window=lr_window)
+    conf = lit.configure_optimizers()
+    if isinstance(conf, torch.optim.Optimizer):
+        return [conf.param_groups[0]["lr"]] * total
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_warmup_rises_linearly_over_its_epochs_then_follows_the_schedule(schedule: str) -> None:
+    # 10 epochs of 20 steps, warmup 1.5 epochs = 30 steps.
+    cfg = TrainConfig(epochs=10, lr=0.1, lr_schedule=schedule, warmup_epochs=1.5)
+    plain = lr_curve(TrainConfig(epochs=10, lr=0.1, lr_schedule=schedule), 200)
+    warm = lr_curve(cfg, 200)
+    assert warm[0] == pytest.approx(plain[0] / 30)
+    assert warm[14] == pytest.approx(plain[14] * 15 / 30)
+    assert warm[29] == pytest.approx(plain[29])
+    assert warm[30:] == pytest.approx(plain[30:])
+    # A fit replaying a curve's tail (lr rewinding) starts mid-curve: no warmup there.
+    tail = lr_curve(cfg, 50, lr_window=(150, 200))
+    assert tail == pytest.approx(plain[150:])
+
+
+@pytest.mark.parametrize(
+    ("warmup", "match"), [(-1, "warmup_epochs=-1 must be a number >= 0"), (10, "not shorter")]
+)
+def test_warmup_longer_than_training_or_negative_is_refused(warmup: float, match: str) -> None:
+    from sweeplab.errors import SweeplabError
+
+    with pytest.raises(SweeplabError, match=match):
+        TrainConfig(epochs=10, lr=0.1, warmup_epochs=warmup).check("train")
