@@ -99,6 +99,11 @@ DERIVED: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
     "remaining": lambda r: (
         None if _num(r, "sparsity_achieved") is None else 100 * (1 - _num(r, "sparsity_achieved"))
     ),
+    # measure.checkpoints: the lowest test error among the last checkpoints of recovery, the
+    # number the SNIP reference code prints (a test-set choice: report it next to `error`)
+    "error_best_checkpoint": lambda r: (
+        100 * (1 - max(r["acc_checkpoints_test"])) if r.get("acc_checkpoints_test") else None
+    ),
     "weights_nonzero": _weights_nonzero,  # surviving weights of prunable layers
     "flops_reduction": _flops_reduction,
 }

@@ -55,6 +55,10 @@ class RunSpec:
     logger: Logger | None = None
     latency: bool = True  # measure CPU inference latency (median of latency_repeats)
     latency_repeats: int = 5
+    # Test accuracy at the last `checkpoints` checkpoints of recovery training, every
+    # `checkpoint_every` optimizer steps (0: off). Some papers report the best of them.
+    checkpoints: int = 0
+    checkpoint_every: int = 1000
     # Called with (dense values, result) as soon as each result exists, so an iterative run's
     # rounds are on disk while later rounds train.
     on_result: Callable[[dict[str, object], Measured], None] | None = None
@@ -151,6 +155,10 @@ class Run:
         The batch order is seeded by `seed`, by default a new one per result (round).
         """
         kw.setdefault("validate", True)
+        track = None
+        if self.spec.checkpoints and phase in RECOVERY_PHASES and model is None:
+            track = _TestCheckpoints(self.splits, self.spec.checkpoints, self.spec.checkpoint_every)
+            kw["callbacks"] = [*kw.get("callbacks", ()), track]
         with self.timed(phase):
             fit(
                 model if model is not None else self.model,
@@ -164,6 +172,8 @@ class Run:
                 logger=self.spec.logger,
                 **kw,
             )
+        if track is not None:
+            self.extra["acc_checkpoints_test"] = track.accs
 
     def batches(self) -> TensorBatches:
         """Shuffled training batches for data-driven criteria."""
@@ -291,6 +301,30 @@ class Run:
         self.seconds = {}
         if self.spec.on_result is not None:
             self.spec.on_result(self.dense_values(), result)
+
+
+# The fits that train the pruned model itself (not dense training, replays or LTH's control).
+RECOVERY_PHASES = ("finetune", "retrain")
+
+
+class _TestCheckpoints(StepCallback):
+    """Test accuracy at the fit's last `count` checkpoints, `every` optimizer steps apart.
+
+    Checkpoints are counted back from the fit's end (the last one is the final model), as the
+    SNIP reference code keeps its last 10 checkpoints, 1000 iterations apart. Evaluation reads
+    no random numbers and leaves train mode as it was: training is unchanged.
+    """
+
+    def __init__(self, splits: Splits, count: int, every: int) -> None:
+        self.splits, self.count, self.every = splits, count, every
+        self.accs: list[float] = []
+
+    def on_optimizer_step(self, module: LitClassifier, step: int) -> None:
+        left = module.total_steps - step
+        if left % self.every == 0 and left < self.count * self.every:
+            with torch.no_grad():
+                acc = metrics.accuracy(module.model, self.splits.test_x, self.splits.test_y)
+            self.accs.append(acc)
 
 
 class _Capture(StepCallback):

@@ -40,6 +40,9 @@ class ResultRow:
     # weight_rewind with control: the same mask on a random re-initialization (LTH's control)
     acc_reinit_test: float | None = None
     acc_reinit_val: float | None = None
+    # measure.checkpoints > 0: test accuracy at the last checkpoints of recovery training,
+    # oldest first (the last is acc_finetuned_test's model)
+    acc_checkpoints_test: list[float] | None = None
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     round: int | None = None  # iterative schedules: one row per round, this is its number
     granularity: str | None = None  # weight (unstructured) | channel | neuron | block

@@ -124,7 +124,18 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         logger=logger_factory(name=rid) if logger_factory else None,
         latency=bool(cfg.measure.latency),
         latency_repeats=int(check_positive("measure.repeats", cfg.measure.repeats, integer=True)),
+        checkpoints=_checkpoints(cfg.measure),
+        checkpoint_every=int(
+            check_positive("measure.checkpoint_every", cfg.measure.checkpoint_every, integer=True)
+        ),
     )
+
+
+def _checkpoints(measure: DictConfig) -> int:
+    count = measure.checkpoints
+    if count == 0:
+        return 0
+    return int(check_positive("measure.checkpoints", count, integer=True))
 
 
 def _note_in_manifest(rid: str) -> None:

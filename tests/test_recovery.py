@@ -175,3 +175,44 @@ def test_l1_penalty_is_added_and_drives_weights_down() -> None:
         fit(m, digits, TrainConfig(epochs=10, lr=0.05, weight_l1=l1), seed=0, phase="dense")
         means[l1] = float(m[1].weight.abs().mean())
     assert means[1e-2] < 0.7 * means[None]
+
+
+@pytest.mark.parametrize("recovery", ["finetune", "weight_rewind"])
+def test_checkpoint_accuracies_are_recorded_without_changing_training(
+    recovery: str, tmp_path: Path
+) -> None:
+    """measure.checkpoints: test accuracy at the recovery's last checkpoints, the last one the
+    final model; the run's other metrics stay bitwise what they are without it."""
+    from sweeplab.paper import DERIVED
+
+    base = [*FAST, f"recovery={recovery}", "measure.latency=false"]
+    plain = execute(compose([*base, f"paths.results_dir={tmp_path / 'plain'}"]))
+    row = execute(
+        compose(
+            [*base, "measure.checkpoints=3", "measure.checkpoint_every=4"]
+            + [f"paths.results_dir={tmp_path / 'tracked'}"]
+        )
+    )
+    assert row.run_id == plain.run_id  # measuring is not part of the run's identity
+    assert plain.acc_checkpoints_test is None
+    accs = row.acc_checkpoints_test
+    assert len(accs) == 3 and accs[-1] == row.acc_finetuned_test
+    for key in ("acc_dense_test", "acc_pruned_test", "acc_finetuned_test", "acc_finetuned_val"):
+        assert getattr(row, key) == getattr(plain, key), key
+    best = DERIVED["error_best_checkpoint"](row.to_dict())
+    assert best == pytest.approx(100 * (1 - max(accs)))
+    assert best <= DERIVED["error"](row.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("measure.checkpoints=-2", "measure.checkpoints=-2 must be a positive integer"),
+        ("measure.checkpoint_every=0", "measure.checkpoint_every=0 must be a positive integer"),
+    ],
+)
+def test_bad_checkpoint_settings_are_refused(override: str, match: str, tmp_path: Path) -> None:
+    from sweeplab.errors import SweeplabError
+
+    with pytest.raises(SweeplabError, match=match):
+        build_spec(compose([override, f"paths.results_dir={tmp_path}"]), "r", "d")
