@@ -20,7 +20,7 @@ from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.pruning.masks import PRUNABLE_TYPES
 
 OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant", "step")
 # Config section that holds each phase's hyperparameters, for error messages.
 CONFIG_SECTION = {
     "dense": "train",
@@ -56,6 +56,10 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     # Linear warmup over this many epochs (lr rises from lr/steps to lr), then lr_schedule.
     warmup_epochs: float | None = None
+    # lr_schedule=step: multiply the lr by lr_gamma every lr_step_epochs (e.g. SNIP's x0.1
+    # every 25K iterations)
+    lr_step_epochs: float | None = None
+    lr_gamma: float | None = None  # None: 0.1
     weight_l1: float | None = None
     weight_l2: float | None = None
     bn_l1: float | None = None  # network slimming: lambda * sum |gamma| of batch-norm scales
@@ -78,6 +82,10 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise SweeplabError(f"{section}.{key}={value!r} must be a number >= 0, e.g. 1e-5")
+        if self.lr_schedule == "step":
+            check_positive(f"{section}.lr_step_epochs", self.lr_step_epochs)
+            if self.lr_gamma is not None:
+                check_positive(f"{section}.lr_gamma", self.lr_gamma)
         if self.warmup_epochs and self.warmup_epochs >= self.epochs > 0:
             raise SweeplabError(
                 f"{section}.warmup_epochs={self.warmup_epochs} is not shorter than "
@@ -241,6 +249,9 @@ class LitClassifier(pl.LightningModule):
             f = 1.0
             if cfg.lr_schedule == "cosine":
                 f = 0.5 * (1 + math.cos(math.pi * min(at, length) / length))
+            elif cfg.lr_schedule == "step":
+                gamma = 0.1 if cfg.lr_gamma is None else cfg.lr_gamma
+                f = gamma ** (at // max(round(cfg.lr_step_epochs * per_epoch), 1))
             return f * (at + 1) / warmup if at < warmup else f
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)

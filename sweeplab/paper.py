@@ -69,12 +69,19 @@ class Paper:
     cells: list[Cell]
 
 
+def _percent(fraction: float) -> float:
+    """fraction in %, rounded to 1e-6: accuracies are counts over at most 1e6 examples, so this
+    only drops float noise (1 - 0.981 is 0.019000000000000017) that would flip a rule at its
+    bound."""
+    return round(100 * fraction, 6)
+
+
 def _pct(key: str) -> Callable[[Mapping[str, Any]], float | None]:
-    return lambda r: None if _num(r, key) is None else 100 * _num(r, key)
+    return lambda r: None if _num(r, key) is None else _percent(_num(r, key))
 
 
 def _err(key: str) -> Callable[[Mapping[str, Any]], float | None]:
-    return lambda r: None if _num(r, key) is None else 100 - 100 * _num(r, key)
+    return lambda r: None if _num(r, key) is None else _percent(1 - _num(r, key))
 
 
 def _weights_nonzero(r: Mapping[str, Any]) -> float | None:
@@ -102,7 +109,7 @@ DERIVED: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
     # measure.checkpoints: the lowest test error among the last checkpoints of recovery, the
     # number the SNIP reference code prints (a test-set choice: report it next to `error`)
     "error_best_checkpoint": lambda r: (
-        100 * (1 - max(r["acc_checkpoints_test"])) if r.get("acc_checkpoints_test") else None
+        _percent(1 - max(r["acc_checkpoints_test"])) if r.get("acc_checkpoints_test") else None
     ),
     "weights_nonzero": _weights_nonzero,  # surviving weights of prunable layers
     "flops_reduction": _flops_reduction,

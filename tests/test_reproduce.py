@@ -495,3 +495,13 @@ def test_experiment_check_covers_paper_blocks(lab) -> None:
     write_experiment(broken.parent, "broken", {**SWEEP, "paper": paper})
     with pytest.raises(SweeplabError, match=r"cells\[0\]\.pass uses 'acc51', which is not a value"):
         check_experiment(broken / "broken.yaml", (f"hydra.searchpath=[file://{broken.parent}]",))
+
+
+def test_percent_metrics_carry_no_float_noise_that_flips_a_rule_at_its_bound() -> None:
+    from sweeplab.paper import DERIVED
+
+    # 100 * (1 - 0.981) is 1.9000000000000017 in floats: `error <= 1.9` would fail.
+    assert DERIVED["error"]({"acc_finetuned_test": 0.981}) == 1.9
+    assert DERIVED["error_dense"]({"acc_dense_test": 0.972}) == 2.8
+    assert DERIVED["acc"]({"acc_finetuned_test": 0.9807}) == 98.07
+    assert DERIVED["error_best_checkpoint"]({"acc_checkpoints_test": [0.97, 0.981]}) == 1.9

@@ -97,3 +97,23 @@ def test_warmup_longer_than_training_or_negative_is_refused(warmup: float, match
 
     with pytest.raises(SweeplabError, match=match):
         TrainConfig(epochs=10, lr=0.1, warmup_epochs=warmup).check("train")
+
+
+def test_step_schedule_multiplies_the_lr_by_gamma_every_lr_step_epochs() -> None:
+    # 10 epochs of 20 steps; x0.5 every 2.5 epochs = 50 steps.
+    cfg = TrainConfig(epochs=10, lr=0.1, lr_schedule="step", lr_step_epochs=2.5, lr_gamma=0.5)
+    lrs = lr_curve(cfg, 200)
+    assert lrs[0] == lrs[49] == pytest.approx(0.1)
+    assert lrs[50] == lrs[99] == pytest.approx(0.05)
+    assert lrs[199] == pytest.approx(0.1 * 0.5**3)
+    default_gamma = lr_curve(
+        TrainConfig(epochs=10, lr=0.1, lr_schedule="step", lr_step_epochs=5), 200
+    )
+    assert default_gamma[100] == pytest.approx(0.01)
+
+
+def test_step_schedule_needs_its_period() -> None:
+    from sweeplab.errors import SweeplabError
+
+    with pytest.raises(SweeplabError, match="train.lr_step_epochs=None must be a positive number"):
+        TrainConfig(epochs=10, lr=0.1, lr_schedule="step").check("train")
