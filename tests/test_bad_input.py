@@ -120,7 +120,15 @@ CONFIG_CASES = {
     "train_lr_zero": (["train.lr=0"], "train.lr=0 must be a positive number"),
     "train_lr_text": (["train.lr=fast"], "train.lr='fast' must be a positive number"),
     "unknown_optimizer": (["train.optimizer=adamw"], "train.optimizer='adamw' is not one of"),
-    "unknown_lr_schedule": (["train.lr_schedule=step"], "train.lr_schedule='step' is not one of"),
+    "unknown_lr_schedule": (
+        ["train.lr_schedule=linear"],
+        "train.lr_schedule='linear' is not one of",
+    ),
+    "step_schedule_without_period": (
+        ["train.lr_schedule=step"],
+        "train.lr_step_epochs=None must be a positive number",
+    ),
+    "warmup_as_long_as_training": (["train.warmup_epochs=10"], "is not shorter than"),
     "seed_text": (["seed=abc"], "seed='abc' is not an integer; use e.g. seed=0"),
     "threads_zero": (["trainer.threads=0"], "trainer.threads=0 must be a positive integer"),
     "inner_steps_zero": (
