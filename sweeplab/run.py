@@ -63,7 +63,6 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
 
 def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     """Instantiate and check every part of the run; raises SweeplabError on bad input."""
-    from sweeplab.lit import TrainConfig
     from sweeplab.pipeline import RunSpec
 
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
@@ -85,10 +84,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
                 f"recovery={recovery.name} resets weights of the dense architecture; with "
                 f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
             )
-    train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)).check("train")
-    finetune = TrainConfig(**OmegaConf.to_container(cfg.finetune, resolve=True)).check(
-        "finetune", allow_zero_epochs=True
-    )
+    train = _train_config(cfg, "train").check("train")
+    finetune = _train_config(cfg, "finetune").check("finetune", allow_zero_epochs=True)
     trainer = cfg.trainer
     threads = trainer.get("threads")
     if threads is not None:
@@ -129,6 +126,22 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
             check_positive("measure.checkpoint_every", cfg.measure.checkpoint_every, integer=True)
         ),
     )
+
+
+def _train_config(cfg: DictConfig, section: str):  # -> lit.TrainConfig
+    """The section as a TrainConfig; a key it does not know (`+train.lr_shedule=...`) is named."""
+    import dataclasses
+
+    from sweeplab.lit import TrainConfig
+
+    values = OmegaConf.to_container(cfg[section], resolve=True)
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise SweeplabError(
+            f"{section}.{unknown[0]} is not a {section} setting; remove it or use one of {known}"
+        )
+    return TrainConfig(**values)
 
 
 def _checkpoints(measure: DictConfig) -> int:

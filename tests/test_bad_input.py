@@ -129,6 +129,7 @@ CONFIG_CASES = {
         "train.lr_step_epochs=None must be a positive number",
     ),
     "warmup_as_long_as_training": (["train.warmup_epochs=10"], "is not shorter than"),
+    "unknown_train_key": (["+train.lr_shedule=step"], "train.lr_shedule is not a train setting"),
     "seed_text": (["seed=abc"], "seed='abc' is not an integer; use e.g. seed=0"),
     "threads_zero": (["trainer.threads=0"], "trainer.threads=0 must be a positive integer"),
     "inner_steps_zero": (
