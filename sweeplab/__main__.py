@@ -1,5 +1,3 @@
-import sys
+from sweeplab.cli import entry
 
-from sweeplab.cli import main
-
-sys.exit(main())
+entry()
