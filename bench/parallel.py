@@ -13,7 +13,7 @@ Each side pays a fixed start-up once before its first run: interpreter, Hydra, a
 Lightning import (in the process for serial, in every worker at once for joblib). The bench
 times it (the first `run` line) and prints the best ratio any launcher could reach with it,
 (F + W) / (F + W / n_jobs), W being the serial sweep's time after its first run. A digits run
-of the default recipe is ~0.3 s, so that bound sits near 1.4x; `--schedule iterative` (5
+of the default recipe is ~0.3 s, so that bound sits near 1.35x; `--schedule iterative` (5
 prune-finetune rounds per run, Han et al.'s workflow) gives runs the length of real ones.
 """
 

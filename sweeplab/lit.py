@@ -6,7 +6,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pytorch_lightning as pl
 import torch
@@ -63,6 +63,18 @@ class TrainConfig:
     weight_l1: float | None = None
     weight_l2: float | None = None
     bn_l1: float | None = None  # network slimming: lambda * sum |gamma| of batch-norm scales
+
+    @classmethod
+    def of(cls, values: dict, section: str) -> TrainConfig:
+        """The config section `section` as a TrainConfig; a key it does not know is named."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SweeplabError(
+                f"{section}.{unknown[0]} is not a {section} setting; "
+                f"remove it or use one of {known}"
+            )
+        return cls(**values)
 
     def check(self, section: str, allow_zero_epochs: bool = False) -> TrainConfig:
         """Raise SweeplabError naming `section.key` for any invalid value; return self."""

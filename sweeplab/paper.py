@@ -104,7 +104,7 @@ DERIVED: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
     "error_pruned": _err("acc_pruned_test"),
     "error_dense": _err("acc_dense_test"),
     "remaining": lambda r: (
-        None if _num(r, "sparsity_achieved") is None else 100 * (1 - _num(r, "sparsity_achieved"))
+        None if _num(r, "sparsity_achieved") is None else _percent(1 - _num(r, "sparsity_achieved"))
     ),
     # measure.checkpoints: the lowest test error among the last checkpoints of recovery, the
     # number the SNIP reference code prints (a test-set choice: report it next to `error`)

@@ -84,8 +84,15 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
                 f"recovery={recovery.name} resets weights of the dense architecture; with "
                 f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
             )
-    train = _train_config(cfg, "train").check("train")
-    finetune = _train_config(cfg, "finetune").check("finetune", allow_zero_epochs=True)
+    from sweeplab.lit import TrainConfig
+
+    def section(name: str) -> dict:
+        return OmegaConf.to_container(cfg[name], resolve=True)
+
+    train = TrainConfig.of(section("train"), "train").check("train")
+    finetune = TrainConfig.of(section("finetune"), "finetune").check(
+        "finetune", allow_zero_epochs=True
+    )
     trainer = cfg.trainer
     threads = trainer.get("threads")
     if threads is not None:
@@ -121,34 +128,14 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         logger=logger_factory(name=rid) if logger_factory else None,
         latency=bool(cfg.measure.latency),
         latency_repeats=int(check_positive("measure.repeats", cfg.measure.repeats, integer=True)),
-        checkpoints=_checkpoints(cfg.measure),
+        checkpoints=int(  # 0: off
+            cfg.measure.checkpoints
+            and check_positive("measure.checkpoints", cfg.measure.checkpoints, integer=True)
+        ),
         checkpoint_every=int(
             check_positive("measure.checkpoint_every", cfg.measure.checkpoint_every, integer=True)
         ),
     )
-
-
-def _train_config(cfg: DictConfig, section: str):  # -> lit.TrainConfig
-    """The section as a TrainConfig; a key it does not know (`+train.lr_shedule=...`) is named."""
-    import dataclasses
-
-    from sweeplab.lit import TrainConfig
-
-    values = OmegaConf.to_container(cfg[section], resolve=True)
-    known = [f.name for f in dataclasses.fields(TrainConfig)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise SweeplabError(
-            f"{section}.{unknown[0]} is not a {section} setting; remove it or use one of {known}"
-        )
-    return TrainConfig(**values)
-
-
-def _checkpoints(measure: DictConfig) -> int:
-    count = measure.checkpoints
-    if count == 0:
-        return 0
-    return int(check_positive("measure.checkpoints", count, integer=True))
 
 
 def _note_in_manifest(rid: str) -> None:

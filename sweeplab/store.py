@@ -13,10 +13,10 @@ from typing import Any
 from sweeplab.errors import SweeplabError
 from sweeplab.row import SCHEMA_VERSION, ResultRow
 
-# Config sections that determine a run's result. Paths, loggers, launchers and hardware flags
-# (trainer) are left out, so moving results or switching loggers keeps every id.
 # `sweeplab reproduce` sets it; run.py appends each job's run id to the file it names.
 MANIFEST_ENV = "SWEEPLAB_MANIFEST"
+# Config sections that determine a run's result. Paths, loggers, launchers and hardware flags
+# (trainer) are left out, so moving results or switching loggers keeps every id.
 RUN_KEYS = ("data", "model", "train", "pruning", "schedule", "recovery", "finetune", "seed")
 DENSE_KEYS = ("data", "model", "train", "seed")
 # Keys inside those sections that are locations, not content.
