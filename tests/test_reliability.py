@@ -54,8 +54,11 @@ def test_sweeper_kills_the_idle_joblib_pool_and_loky_skips_per_job_gc() -> None:
     workers = list(reusable_executor._executor._processes.values())
     assert workers and all(w.is_alive() for w in workers)
     _release_pool()
-    for w in workers:
-        w.join(timeout=30)
+    # loky's manager thread reaps the killed workers itself, so Process.join() can return
+    # before it has (waitpid: no child); poll instead.
+    deadline = time.monotonic() + 30
+    while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not any(w.is_alive() for w in workers)
     _release_pool()  # nothing left: a no-op
 
