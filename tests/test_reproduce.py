@@ -375,9 +375,19 @@ def write_experiment(folder: Path, name: str, body: dict[str, Any]) -> None:
     (folder / "experiment" / f"{name}.yaml").write_text(text)
 
 
+def results_with_old_rows(res: Path) -> Path:
+    """A results dir holding an older version's rows of experiment tiny (one ok, one failed)."""
+    (res / "runs").mkdir(parents=True)
+    for rid, status in (("0ld000000000", "ok"), ("0ld000000001", "failed")):
+        old = row(run_id=rid, experiment="tiny", status=status, sparsity_requested=0.5)
+        (res / "runs" / f"{rid}.json").write_text(json.dumps({**old, "acc_finetuned_test": 0.0}))
+    return res
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """A search-path folder of tiny experiments, a results dir with an older version's rows."""
+    """A search-path folder of tiny experiments, and a results dir where `reproduce tiny` has
+    run (over an older version's rows): the tests below reuse its runs in any order."""
     tmp = tmp_path_factory.mktemp("reproduce")
     conf = tmp / "conf"
     impossible = [*CELLS[:1], {**CELLS[0], "label": "impossible", "pass": "acc50 > 100"}]
@@ -392,16 +402,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
         conf, "tiny_gpu", {**gpu, "defaults": [*SWEEP["defaults"], {"override /trainer": "gpu"}]}
     )
     write_experiment(conf, "nopaper", SWEEP)
-    res = tmp / "res"
-    (res / "runs").mkdir(parents=True)
-    for rid, status in (("0ld000000000", "ok"), ("0ld000000001", "failed")):
-        old = row(run_id=rid, experiment="tiny", status=status, sparsity_requested=0.5)
-        (res / "runs" / f"{rid}.json").write_text(json.dumps({**old, "acc_finetuned_test": 0.0}))
-    return res, [f"hydra.searchpath=[file://{conf}]", f"paths.results_dir={res}"]
+    res = results_with_old_rows(tmp / "res")
+    overrides = [f"hydra.searchpath=[file://{conf}]", f"paths.results_dir={res}"]
+    assert main(["reproduce", "tiny", *overrides]) == 0
+    return res, overrides
 
 
-def test_reproduce_passes_and_writes_what_it_prints(lab, capfd) -> None:
-    res, overrides = lab
+def test_reproduce_passes_and_writes_what_it_prints(lab, capfd, tmp_path) -> None:
+    res = results_with_old_rows(tmp_path / "res")  # its own: the sweep runs here, not reused
+    overrides = [lab[1][0], f"paths.results_dir={res}"]
     assert main(["reproduce", "tiny", *overrides]) == 0
     out, err = capfd.readouterr()
     table = (res / "tables" / "tiny.md").read_text()
@@ -448,8 +457,6 @@ def test_gpu_tier_without_gpu_is_a_smoke_run(lab, capfd, monkeypatch) -> None:
 
 def test_no_run_uses_every_row_of_the_experiment(lab, capfd) -> None:
     res, overrides = lab
-    if not (res / "tables" / "tiny.md").exists():
-        pytest.skip("needs the rows of test_reproduce_passes_and_writes_what_it_prints")
     assert main(["reproduce", "tiny", "--no-run", *overrides]) == 1
     out, _ = capfd.readouterr()
     assert "--no-run: no manifest, so rows of older versions of this experiment count too" in out
