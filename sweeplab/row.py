@@ -63,6 +63,9 @@ class ResultRow:
     speedup_measured: float | None = None  # latency_b64_dense_ms / latency_b64_ms
     seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     dense_source: str | None = None  # trained | cache
+    # torch intra-op threads the run trained with: float sums reduce in a thread-dependent
+    # order, so the same run id at another thread count may differ in the last digits
+    threads: int | None = None
     config: dict[str, Any] = field(default_factory=dict)  # resolved config
     git_sha: str | None = None
     versions: dict[str, str] = field(default_factory=dict)

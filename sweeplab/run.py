@@ -164,12 +164,15 @@ def execute(cfg: DictConfig) -> ResultRow | None:
 
     spec = build_spec(cfg, rid, did)
 
+    import torch
+
     from sweeplab.pipeline import run
 
     print(f"run  {rid}: {_describe(labels)}", flush=True)
     common = dict(
         **labels,
         config=resolved,
+        threads=torch.get_num_threads(),  # as build_spec set them
         git_sha=git_sha(),
         versions=versions(),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

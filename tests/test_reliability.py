@@ -188,12 +188,16 @@ def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(tmp_p
     assert len(failed) == 2 and all("dense loss became nan" in r["error"] for r in failed)
     assert len(list((tmp_path / "par" / "cache" / "dense").glob("*.pt"))) == 1
     assert leftovers(tmp_path / "par") == []
+    launcher = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    per_worker = threads_per_worker({"_target_": launcher, "n_jobs": 2})
+    assert {r["threads"] for r in got} == {per_worker}  # what each row trained with
     # A serial run of one cell (torch's default threads, not 1 per worker): the same bits.
     serial = sweeplab(
         ["run", "pruning.sparsity=0.9", *FAST, f"paths.results_dir={tmp_path}/ser"], tmp_path
     )
     assert serial.returncode == 0, serial.stderr[-2000:]
     (one,) = rows(tmp_path / "ser")
+    assert one["threads"] == torch.get_num_threads()
     (same,) = [r for r in ok if r["run_id"] == one["run_id"]]
     assert [one[k] for k in METRICS] == [same[k] for k in METRICS]
 
