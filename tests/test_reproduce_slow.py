@@ -3,8 +3,10 @@
 `pytest -m slow tests/test_reproduce_slow.py` re-runs every experiment whose paper block says
 tier cpu into an empty results dir (cold: dense models too) on the real MNIST copy, then
 checks that every cell passes and that our numbers equal the committed
-results/tables/NAME.md within 0.1 (CPU runs are deterministic; the slack covers another
-machine's float summation order).
+results/tables/NAME.md within 0.1. CPU runs are deterministic at a given thread count, but
+the thread count changes float summation order (one LTH seed's dense accuracy moved 0.29
+points between 1 and 2 threads), so the runs use 2 threads, as the committed tables' runs did
+(torch's default on the 2-core machine that made them); the slack covers another CPU's kernels.
 """
 
 from __future__ import annotations
@@ -46,7 +48,13 @@ def close(a: str, b: str) -> bool:
 @pytest.mark.parametrize("name", CPU_TIER)
 def test_fresh_run_passes_and_matches_the_committed_table(name: str, tmp_path: Path) -> None:
     proc = sweeplab(
-        ["reproduce", name, f"data.root={SHARED_MNIST}", f"paths.results_dir={tmp_path}"],
+        [
+            "reproduce",
+            name,
+            f"data.root={SHARED_MNIST}",
+            f"paths.results_dir={tmp_path}",
+            "trainer.threads=2",
+        ],
         cwd=REPO,
         timeout=3600,
     )
