@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -371,6 +372,26 @@ def compute_minutes(rows: Iterable[Mapping[str, Any]]) -> float:
     return sum(sum((r.get("seconds") or {}).values()) for r in rows) / 60
 
 
+def thread_counts(rows: Iterable[Mapping[str, Any]]) -> str | None:
+    """The torch thread counts the rows trained with, e.g. "2 (every row)" or "1 (19 rows),
+    2 (26 rows): results differ ..."; None when no row recorded one (rows older than the field).
+
+    Float sums reduce in a thread-dependent order, so a table built from rows of mixed counts
+    may not match a fresh run at either count.
+    """
+    counts = Counter(r.get("threads") for r in rows)
+    if set(counts) <= {None}:
+        return None
+    if len(counts) == 1:
+        return f"{next(iter(counts))} (every row)"
+    parts = [
+        f"{'not recorded' if t is None else t} ({n} row{'s' * (n != 1)})"
+        for t, n in sorted(counts.items(), key=lambda tn: (tn[0] is None, tn[0] or 0))
+    ]
+    mixed = len(set(counts) - {None}) > 1
+    return ", ".join(parts) + (": results differ in the last digits across thread counts" * mixed)
+
+
 def render(
     name: str,
     paper: Paper,
@@ -378,15 +399,18 @@ def render(
     command: str,
     rows_note: str,
     minutes: float | None = None,
+    threads: str | None = None,
 ) -> str:
     """The markdown table `sweeplab reproduce` prints and writes to tables/NAME.md.
 
     Args:
         minutes: compute minutes of the rows' runs (compute_minutes), shown next to the
             block's expected time.
+        threads: the rows' torch thread counts (thread_counts), when recorded.
     """
     unit = "on one GPU" if paper.tier == "gpu" else "on a 2-core CPU"
     measured = [] if minutes is None else [f"- compute: {minutes:.1f} min (the runs' phases)"]
+    measured += [] if threads is None else [f"- torch threads: {threads}"]
     lines = [
         f"## {name}",
         "",

@@ -23,7 +23,15 @@ from typing import Any
 from sweeplab import store
 from sweeplab.cli import CONF, check_choices, search_roots
 from sweeplab.errors import SweeplabError
-from sweeplab.paper import Paper, check_paper, compute_minutes, evaluate_cells, fmt, render
+from sweeplab.paper import (
+    Paper,
+    check_paper,
+    compute_minutes,
+    evaluate_cells,
+    fmt,
+    render,
+    thread_counts,
+)
 
 # ---------------------------------------------------------------------------- sweep rows
 
@@ -261,7 +269,8 @@ def _finish(
 ) -> int:
     """Evaluate, print, and (when every run finished) write tables/NAME.md; the exit code."""
     results = evaluate_cells(paper, selection.rows)
-    text = render(name, paper, results, command, note, compute_minutes(selection.rows))
+    rows = selection.rows
+    text = render(name, paper, results, command, note, compute_minutes(rows), thread_counts(rows))
     print(flush=True)
     sys.stdout.write(text)
     sys.stdout.flush()

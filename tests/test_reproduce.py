@@ -9,12 +9,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.expr import check_rule, evaluate, expression_names, fmt
-from sweeplab.paper import ValueSpec, check_paper, compute_value
+from sweeplab.paper import ValueSpec, check_paper, compute_value, thread_counts
 from sweeplab.reproduce import select_manifest_rows
 
 # ------------------------------------------------------------------------------- expressions
@@ -424,6 +425,7 @@ def test_reproduce_passes_and_writes_what_it_prints(lab, capfd, tmp_path) -> Non
     assert "| pruned no better than dense, per seed | - | {0: " in table
     assert table.endswith("4/4 cells pass\n") and "FAIL" not in table
     assert "- rows: the 2 ok row(s) of this sweep's 2 run(s) (older rows in" in table
+    assert f"- torch threads: {torch.get_num_threads()} (every row)\n" in table
     assert "sweep: 2 ok, 0 skipped" in out + err  # the sweep's own output streams through
     assert not list(res.glob(".reproduce-*"))  # the manifest is removed
 
@@ -512,3 +514,15 @@ def test_percent_metrics_carry_no_float_noise_that_flips_a_rule_at_its_bound() -
     assert DERIVED["error_dense"]({"acc_dense_test": 0.972}) == 2.8
     assert DERIVED["acc"]({"acc_finetuned_test": 0.9807}) == 98.07
     assert DERIVED["error_best_checkpoint"]({"acc_checkpoints_test": [0.97, 0.981]}) == 1.9
+
+
+def test_thread_counts_flag_rows_of_mixed_thread_counts() -> None:
+    """The same run id at 1 and 2 threads may differ (float summation order): a table says so."""
+    assert thread_counts([{"threads": 2}, {"threads": 2}]) == "2 (every row)"
+    assert thread_counts([{}, {"threads": None}]) is None  # rows older than the field
+    assert thread_counts([{"threads": 2}, {}]) == "2 (1 row), not recorded (1 row)"
+    mixed = thread_counts([{"threads": 2}, {"threads": 1}, {"threads": 2}, {}])
+    assert mixed == (
+        "1 (1 row), 2 (2 rows), not recorded (1 row): results differ in the last digits "
+        "across thread counts"
+    )
