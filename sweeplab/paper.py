@@ -389,7 +389,7 @@ def thread_counts(rows: Iterable[Mapping[str, Any]]) -> str | None:
         for t, n in sorted(counts.items(), key=lambda tn: (tn[0] is None, tn[0] or 0))
     ]
     mixed = len(set(counts) - {None}) > 1
-    return ", ".join(parts) + (": results differ in the last digits across thread counts" * mixed)
+    return ", ".join(parts) + (": results can differ across thread counts" * mixed)
 
 
 def render(

@@ -64,7 +64,7 @@ class ResultRow:
     seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     dense_source: str | None = None  # trained | cache
     # torch intra-op threads the run trained with: float sums reduce in a thread-dependent
-    # order, so the same run id at another thread count may differ in the last digits
+    # order, so the same run id at another thread count can differ (LTH: 0.29 points)
     threads: int | None = None
     config: dict[str, Any] = field(default_factory=dict)  # resolved config
     git_sha: str | None = None
