@@ -140,6 +140,24 @@ def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
         )
 
 
+def _report_threads(rows: pd.DataFrame) -> None:
+    """Say when the finished rows trained at different torch thread counts: the same run id
+    can differ across them (float summation order), so such a table mixes two measurements."""
+    if "threads" not in rows:
+        return
+    known = rows.loc[rows["status"] == "ok", "threads"].dropna().astype(int)
+    if known.nunique() > 1:
+        counts = ", ".join(
+            f"{t} thread{'s' * (t != 1)}: {n} row{'s' * (n != 1)}"
+            for t, n in sorted(known.value_counts().items())
+        )
+        print(
+            f"\nnote: these rows trained at different torch thread counts ({counts}); "
+            "results can differ across thread counts (row field threads)",
+            file=sys.stderr,
+        )
+
+
 def _table(args: argparse.Namespace) -> int:
     from sweeplab.tables import render
 
@@ -147,6 +165,7 @@ def _table(args: argparse.Namespace) -> int:
     summary = _summary(args, rows)
     sys.stdout.write(render(summary, args.format, args.view, args.pivot))
     _report_failed(rows, args.results_dir)
+    _report_threads(rows)
     return 0
 
 

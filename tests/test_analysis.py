@@ -3,6 +3,7 @@ and the row index that keeps `sweeplab table` fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -269,3 +270,17 @@ def test_table_command_formats_and_messages(tmp_path: Path, capsys) -> None:
     assert "--where data=cifar10 matches no run; data has: digits" in capsys.readouterr().err
     assert main(["table", str(tmp_path), "--where", "train.lr=0.05", "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("data,model,series")
+
+
+def test_table_notes_rows_of_mixed_thread_counts(tmp_path: Path, capsys) -> None:
+    written = write_rows(tmp_path, strategies=("random",), sparsities=(0.5, 0.9), seeds=(0,))
+    assert main(["table", str(tmp_path)]) == 0
+    assert "thread counts" not in capsys.readouterr().err  # rows older than the field
+    for row, threads in zip(written, (1, 2), strict=True):
+        store.write_row(tmp_path, dataclasses.replace(row, threads=threads))
+    assert main(["table", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "different torch thread counts (1 thread: 1 row, 2 threads: 1 row)" in err
+    store.write_row(tmp_path, dataclasses.replace(written[0], threads=2))
+    assert main(["table", str(tmp_path)]) == 0
+    assert "thread counts" not in capsys.readouterr().err  # every row at 2
