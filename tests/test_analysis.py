@@ -275,12 +275,12 @@ def test_table_command_formats_and_messages(tmp_path: Path, capsys) -> None:
 def test_table_notes_rows_of_mixed_thread_counts(tmp_path: Path, capsys) -> None:
     written = write_rows(tmp_path, strategies=("random",), sparsities=(0.5, 0.9), seeds=(0,))
     assert main(["table", str(tmp_path)]) == 0
-    assert "thread counts" not in capsys.readouterr().err  # rows older than the field
+    assert "torch threads" not in capsys.readouterr().err  # rows older than the field
     for row, threads in zip(written, (1, 2), strict=True):
         store.write_row(tmp_path, dataclasses.replace(row, threads=threads))
     assert main(["table", str(tmp_path)]) == 0
     err = capsys.readouterr().err
-    assert "different torch thread counts (1 thread: 1 row, 2 threads: 1 row)" in err
+    assert "note: torch threads of these rows: 1 (1 row), 2 (1 row): results can differ" in err
     store.write_row(tmp_path, dataclasses.replace(written[0], threads=2))
     assert main(["table", str(tmp_path)]) == 0
-    assert "thread counts" not in capsys.readouterr().err  # every row at 2
+    assert "torch threads" not in capsys.readouterr().err  # every row at 2
