@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -68,10 +70,15 @@ def row_path(results_dir: str | Path, rid: str) -> Path:
     return runs_dir(results_dir) / f"{rid}.json"
 
 
+def _writer() -> str:
+    """Who writes a temp file: host and pid, so a sweep can tell its dead workers' leftovers."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text to path through a temp file and a rename: readers see all of it or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -81,6 +88,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_orphan_temps(directory: Path) -> int:
+    """Delete the temp files in directory whose writer, a process on this host, has ended
+    (a worker killed mid-write, e.g. by joblib after Ctrl-C); return how many temp files of
+    this host's writers are still alive. Other hosts' files are never touched: their writers
+    may be running (a shared results dir on a cluster)."""
+    import psutil
+
+    pattern = re.compile(rf"\..+\.{re.escape(socket.gethostname())}-(\d+)\.[^.]+\.tmp")
+    alive = 0
+    for tmp in directory.glob(".*.tmp"):
+        match = pattern.fullmatch(tmp.name)
+        if match is None:
+            continue
+        try:
+            running = psutil.Process(int(match[1])).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            running = False
+        if running:
+            alive += 1
+        else:
+            tmp.unlink(missing_ok=True)
+    return alive
 
 
 def check_writable(results_dir: str | Path) -> None:

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -61,6 +62,32 @@ def test_sweeper_kills_the_idle_joblib_pool_and_loky_skips_per_job_gc() -> None:
         time.sleep(0.01)
     assert not any(w.is_alive() for w in workers)
     _release_pool()  # nothing left: a no-op
+
+
+def test_orphan_temps_of_dead_writers_on_this_host_are_removed(tmp_path: Path) -> None:
+    """What an aborted sweep cleans up: temp rows of its killed workers, nothing else."""
+    host = socket.gethostname()
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    dead = tmp_path / f".a.json.{host}-{done.stdout.strip()}.x1y2z3.tmp"
+    live = tmp_path / f".b.json.{host}-{os.getpid()}.x1y2z3.tmp"
+    other_host = tmp_path / f".c.json.elsewhere-{done.stdout.strip()}.x1y2z3.tmp"
+    row = tmp_path / "d.json"
+    for p in (dead, live, other_host, row):
+        p.write_text("{")
+    assert store.remove_orphan_temps(tmp_path) == 1  # the live writer's file stays, counted
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, other_host, row)
+    )
+    # A writer that dies inside atomic_write_text (before its rename) leaves a temp file the
+    # cleanup recognizes.
+    die = (
+        "import os, sys; from sweeplab import store; os.replace = lambda *a: os._exit(9); "
+        "store.atomic_write_text(__import__('pathlib').Path(sys.argv[1]) / 'e.json', '{}')"
+    )
+    assert subprocess.run([sys.executable, "-c", die, str(tmp_path)], check=False).returncode == 9
+    assert len(list(tmp_path.glob(".e.json.*.tmp"))) == 1
+    assert store.remove_orphan_temps(tmp_path) == 1 and not list(tmp_path.glob(".e.json.*"))
 
 
 # -- threads per worker --------------------------------------------------------------------

@@ -55,16 +55,28 @@ class SweeplabSweeper(BasicSweeper):
         except KeyboardInterrupt:
             # Rows are written atomically as runs finish; nothing to undo, nothing to blame.
             print(f"sweep: interrupted; {_RESUME}", file=sys.stderr, flush=True)
+            self._clean_up_workers()
             sys.exit(130)
         except Exception as e:
             # A launcher that lost a worker (killed, out of memory) loses the whole batch's
             # return values, not the rows its runs already wrote.
             print(f"sweep: {type(e).__name__}: {e}\nsweep: {_RESUME}", file=sys.stderr)
-            _release_pool()
+            self._clean_up_workers()
             sys.exit(1)
         _release_pool()
         summarize([r for results in returns for r in results], time.perf_counter() - start)
         return returns
+
+    def _clean_up_workers(self) -> None:
+        """After an aborted sweep: stop the worker pool, then delete the temp row files of
+        workers killed mid-write (a row is written through a temp file and a rename)."""
+        from sweeplab.store import remove_orphan_temps, runs_dir
+
+        _release_pool()
+        runs = runs_dir(self.config.paths.results_dir)
+        deadline = time.monotonic() + 10  # killed workers end within ms
+        while runs.is_dir() and remove_orphan_temps(runs) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _release_pool() -> None:
