@@ -206,6 +206,11 @@ def execute(cfg: DictConfig) -> ResultRow | None:
     except SweeplabError:
         raise
     except Exception as e:
+        if _caused_by_interrupt(e):
+            # Ctrl-C landed in library code that turned it into another error (OmegaConf's
+            # flag restore raises AttributeError over a half-built node): still the user's
+            # interrupt, not the run's failure, so no failed row and no traceback.
+            raise KeyboardInterrupt from None
         row = ResultRow(status="failed", error=f"{type(e).__name__}: {e}", **common)
         store.write_row(results_dir, row)
         traceback.print_exc()
@@ -216,6 +221,25 @@ def execute(cfg: DictConfig) -> ResultRow | None:
 
         log_result(spec.logger, row)
     return row
+
+
+# SIGINTs seen by `main`'s handler during the current task.
+_SIGINTS: list[int] = []
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    """Whether `error` arose from Ctrl-C: a SIGINT arrived during the task, or a
+    KeyboardInterrupt is in the error's cause/context chain."""
+    if _SIGINTS:
+        return True
+    seen: set[int] = set()
+    cur: BaseException | None = error
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _pct(value: float | None) -> str:
@@ -244,12 +268,12 @@ def main(cfg: DictConfig) -> str | float | list[float]:
     import signal
     import threading
 
-    # Lightning turns a KeyboardInterrupt inside fit() into exit(1); this flag tells that exit
-    # apart from a real one.
-    sigint: list[int] = []
+    # Lightning turns a KeyboardInterrupt inside fit() into exit(1), and other libraries can
+    # turn it into their own errors; this record tells those apart from real ones.
+    _SIGINTS.clear()
 
     def on_sigint(signum: int, frame: object) -> None:
-        sigint.append(signum)
+        _SIGINTS.append(signum)
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
@@ -272,11 +296,12 @@ def main(cfg: DictConfig) -> str | float | list[float]:
         if _multirun():
             raise  # the sweeper records it, runs the other jobs, and exits non-zero at the end
         sys.exit(2)
-    except (KeyboardInterrupt, SystemExit) as e:
-        if isinstance(e, SystemExit) and not sigint:
+    except BaseException as e:
+        if not (isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e)):
             raise
-        # Ctrl-C is the user's, not the run's fault: no failed row (execute catches Exception
-        # only), temp files are removed by the writers, and 130 is the shell's code for SIGINT.
+        # Ctrl-C is the user's, not the run's fault: no failed row (execute writes none for an
+        # interrupt), temp files are removed by the writers, and 130 is the shell's code for
+        # SIGINT. An error raised over the interrupt (outside `execute` too) counts as one.
         if _multirun():
             raise KeyboardInterrupt from None  # the sweeper stops and says what is kept
         print(

@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import CONF, FAST, rows_in, sweeplab
+from conftest import CONF, FAST, compose, rows_in, sweeplab
 from sweeplab import cache, store
 from sweeplab.resources import threads_per_worker
 
@@ -375,6 +375,37 @@ def test_ctrl_c_stops_cleanly_and_blames_no_run(launcher: list[str], tmp_path: P
     assert "sweep: interrupted; finished runs are kept" in out and "Traceback" not in out
     kept = check_intact(res)  # no failed row: the interrupt is nobody's failure
     assert 1 <= len(kept) < 4
+
+
+def test_an_error_raised_over_ctrl_c_is_an_interrupt_not_a_failed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in CI: Ctrl-C landed inside OmegaConf while a joblib worker built its model, and
+    # OmegaConf's flag restore raised AttributeError over the KeyboardInterrupt. That run was
+    # blamed: a failed row and a traceback. An error whose chain holds the interrupt is one.
+    from sweeplab import pipeline, run
+
+    def interrupted_build(spec: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")
+
+    monkeypatch.setattr(pipeline, "run", interrupted_build)
+    cfg = compose([*FAST, f"paths.results_dir={tmp_path}"])
+    with pytest.raises(KeyboardInterrupt):
+        run.execute(cfg)
+    assert rows(tmp_path) == []
+
+    # The same error without an interrupt is the run's failure, recorded as a row.
+    def broken_build(spec: object) -> None:
+        raise AttributeError("a real bug")
+
+    monkeypatch.setattr(pipeline, "run", broken_build)
+    with pytest.raises(AttributeError):
+        run.execute(cfg)
+    [row] = rows(tmp_path)
+    assert row["status"] == "failed" and row["error"] == "AttributeError: a real bug"
 
 
 def test_ctrl_c_in_a_single_run_exits_130(tmp_path: Path) -> None:
