@@ -9,9 +9,7 @@ trained again, never used.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from filelock import FileLock
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError
+from sweeplab.store import atomic_write
 
 # 2: adds the sha256 of the tensors. Older checkpoints are retrained once.
 FORMAT = 2
@@ -43,7 +42,8 @@ def digest(state: Mapping[str, Tensor]) -> str:
 def save_state(
     path: Path, state: Mapping[str, Tensor], info: Mapping[str, Any] | None = None
 ) -> None:
-    """Write a state dict (plus a small info dict) atomically and durably, with its digest.
+    """Write a state dict (plus a small info dict) atomically and durably, with its digest
+    (`store.atomic_write`).
 
     Args:
         path: where the checkpoint goes; its folder must exist.
@@ -52,15 +52,7 @@ def save_state(
     """
     blob = {"format": FORMAT, "state_dict": dict(state), "info": dict(info or {})}
     blob["sha256"] = digest(blob["state_dict"])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda f: torch.save(blob, f))
 
 
 def load_state(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:

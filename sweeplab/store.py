@@ -8,9 +8,9 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sweeplab.errors import SweeplabError
 from sweeplab.row import SCHEMA_VERSION, ResultRow
@@ -75,13 +75,21 @@ def _writer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to path through a temp file and a rename: readers see all of it or nothing."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write path through a temp file, fsync and a rename: readers see all of it or nothing.
+
+    The temp file, `.<name>.<host>-<pid>.<random>.tmp` beside path, names its writer, so that
+    `remove_orphan_temps` can delete what a writer killed mid-write left behind.
+
+    Args:
+        path: the file to write; its folder is created.
+        write: writes the content to the open binary file it is given.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,16 +98,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write` of UTF-8 text."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
 def remove_orphan_temps(directory: Path) -> int:
-    """Delete the temp files in directory whose writer, a process on this host, has ended
-    (a worker killed mid-write, e.g. by joblib after Ctrl-C); return how many temp files of
-    this host's writers are still alive. Other hosts' files are never touched: their writers
-    may be running (a shared results dir on a cluster)."""
+    """Delete the `atomic_write` temp files under directory (at any depth: rows, dense
+    checkpoints) whose writer, a process on this host, has ended (a worker killed mid-write,
+    e.g. by joblib after Ctrl-C); return how many temp files of this host's writers are still
+    alive. Other hosts' files are never touched: their writers may be running (a shared
+    results dir on a cluster)."""
     import psutil
 
     pattern = re.compile(rf"\..+\.{re.escape(socket.gethostname())}-(\d+)\.[^.]+\.tmp")
     alive = 0
-    for tmp in directory.glob(".*.tmp"):
+    for tmp in directory.rglob(".*.tmp"):
         match = pattern.fullmatch(tmp.name)
         if match is None:
             continue

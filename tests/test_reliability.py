@@ -65,7 +65,8 @@ def test_sweeper_kills_the_idle_joblib_pool_and_loky_skips_per_job_gc() -> None:
 
 
 def test_orphan_temps_of_dead_writers_on_this_host_are_removed(tmp_path: Path) -> None:
-    """What an aborted sweep cleans up: temp rows of its killed workers, nothing else."""
+    """What an aborted sweep cleans up: temp files (rows, checkpoints) of its killed workers,
+    nothing else."""
     host = socket.gethostname()
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
                           capture_output=True, text=True)  # fmt: skip
@@ -88,6 +89,18 @@ def test_orphan_temps_of_dead_writers_on_this_host_are_removed(tmp_path: Path) -
     assert subprocess.run([sys.executable, "-c", die, str(tmp_path)], check=False).returncode == 9
     assert len(list(tmp_path.glob(".e.json.*.tmp"))) == 1
     assert store.remove_orphan_temps(tmp_path) == 1 and not list(tmp_path.glob(".e.json.*"))
+    # So does one that dies saving a dense checkpoint, in a folder below (cache/dense).
+    die = (
+        "import os, sys, torch; from pathlib import Path; from sweeplab import cache; "
+        "os.replace = lambda *a: os._exit(9); "
+        "cache.save_state(Path(sys.argv[1]), {'w': torch.ones(3)})"
+    )
+    dense = tmp_path / "cache" / "dense"
+    dense.mkdir(parents=True)
+    checkpoint = [sys.executable, "-c", die, str(dense / "f.pt")]
+    assert subprocess.run(checkpoint, check=False).returncode == 9
+    assert len(list(dense.glob(".f.pt.*.tmp"))) == 1
+    assert store.remove_orphan_temps(tmp_path) == 1 and list(dense.iterdir()) == []
 
 
 # -- threads per worker --------------------------------------------------------------------

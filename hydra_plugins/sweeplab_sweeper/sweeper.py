@@ -68,15 +68,18 @@ class SweeplabSweeper(BasicSweeper):
         return returns
 
     def _clean_up_workers(self) -> None:
-        """After an aborted sweep: stop the worker pool, then delete the temp row files of
-        workers killed mid-write (a row is written through a temp file and a rename)."""
-        from sweeplab.store import remove_orphan_temps, runs_dir
+        """After an aborted sweep: stop the worker pool, then delete the temp files (rows,
+        dense checkpoints) of workers killed mid-write; every write goes through a temp file
+        and a rename."""
+        from sweeplab.store import remove_orphan_temps
 
         _release_pool()
-        runs = runs_dir(self.config.paths.results_dir)
+        paths = self.config.paths
+        roots = {Path(paths.results_dir), Path(paths.cache_dir)}  # the cache may lie elsewhere
         deadline = time.monotonic() + 10  # killed workers end within ms
-        while runs.is_dir() and remove_orphan_temps(runs) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        for root in sorted(roots):
+            while root.is_dir() and remove_orphan_temps(root) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
 
 def _release_pool() -> None:
