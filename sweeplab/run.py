@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import store
+from sweeplab import interrupts, store
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.provenance import git_sha, versions
 from sweeplab.row import ResultRow
@@ -206,10 +206,9 @@ def execute(cfg: DictConfig) -> ResultRow | None:
     except SweeplabError:
         raise
     except Exception as e:
-        if _caused_by_interrupt(e):
-            # Ctrl-C landed in library code that turned it into another error (OmegaConf's
-            # flag restore raises AttributeError over a half-built node): still the user's
-            # interrupt, not the run's failure, so no failed row and no traceback.
+        if interrupts.caused_by_interrupt(e):
+            # Ctrl-C that library code turned into another error (see sweeplab.interrupts):
+            # the user's interrupt, not the run's failure, so no failed row and no traceback.
             raise KeyboardInterrupt from None
         row = ResultRow(status="failed", error=f"{type(e).__name__}: {e}", **common)
         store.write_row(results_dir, row)
@@ -221,25 +220,6 @@ def execute(cfg: DictConfig) -> ResultRow | None:
 
         log_result(spec.logger, row)
     return row
-
-
-# SIGINTs seen by `main`'s handler during the current task.
-_SIGINTS: list[int] = []
-
-
-def _caused_by_interrupt(error: BaseException) -> bool:
-    """Whether `error` arose from Ctrl-C: a SIGINT arrived during the task, or a
-    KeyboardInterrupt is in the error's cause/context chain."""
-    if _SIGINTS:
-        return True
-    seen: set[int] = set()
-    cur: BaseException | None = error
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, KeyboardInterrupt):
-            return True
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return False
 
 
 def _pct(value: float | None) -> str:
@@ -265,51 +245,43 @@ def main(cfg: DictConfig) -> str | float | list[float]:
     the task then returns those values of the run's row, read back from the file so that a
     skipped (already finished) trial reports the same values as when it ran.
     """
-    import signal
-    import threading
-
-    # Lightning turns a KeyboardInterrupt inside fit() into exit(1), and other libraries can
-    # turn it into their own errors; this record tells those apart from real ones.
-    _SIGINTS.clear()
-
-    def on_sigint(signum: int, frame: object) -> None:
-        _SIGINTS.append(signum)
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, on_sigint)
-    search = cfg.get("search")
-    try:
-        if search:
-            store.check_objectives(search.objectives)
-        row = execute(cfg)
-        if search:
-            rid = store.run_id(OmegaConf.to_container(cfg, resolve=True))
-            values = store.objectives(
-                cfg.paths.results_dir, rid, search.objectives, float(search.max_drop)
+    with interrupts.task():
+        try:
+            return _task(cfg)
+        except SweeplabError as e:
+            # One line, no traceback, no row: the input was wrong, not the run.
+            print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
+            if _multirun():
+                raise  # the sweeper records it, runs the other jobs, exits non-zero at the end
+            sys.exit(2)
+        except BaseException as e:
+            if not interrupts.caused_by_interrupt(e):
+                raise
+            # Ctrl-C is the user's, not the run's fault: no failed row (execute writes none
+            # for an interrupt), temp files are removed by the writers, and 130 is the shell's
+            # code for SIGINT.
+            if _multirun():
+                raise KeyboardInterrupt from None  # the sweeper stops and says what is kept
+            print(
+                "sweeplab: interrupted; finished runs are kept, run the same command to resume",
+                file=sys.stderr,
+                flush=True,
             )
-            return values[0] if len(values) == 1 else values  # Optuna: a float for one
-        return "skipped" if row is None else "ok"
-    except SweeplabError as e:
-        # One line, no traceback, no row: the input was wrong, not the run.
-        print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
-        if _multirun():
-            raise  # the sweeper records it, runs the other jobs, and exits non-zero at the end
-        sys.exit(2)
-    except BaseException as e:
-        if not (isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e)):
-            raise
-        # Ctrl-C is the user's, not the run's fault: no failed row (execute writes none for an
-        # interrupt), temp files are removed by the writers, and 130 is the shell's code for
-        # SIGINT. An error raised over the interrupt (outside `execute` too) counts as one.
-        if _multirun():
-            raise KeyboardInterrupt from None  # the sweeper stops and says what is kept
-        print(
-            "sweeplab: interrupted; finished runs are kept, run the same command to resume",
-            file=sys.stderr,
-            flush=True,
+            sys.exit(130)
+
+
+def _task(cfg: DictConfig) -> str | float | list[float]:
+    search = cfg.get("search")
+    if search:
+        store.check_objectives(search.objectives)
+    row = execute(cfg)
+    if search:
+        rid = store.run_id(OmegaConf.to_container(cfg, resolve=True))
+        values = store.objectives(
+            cfg.paths.results_dir, rid, search.objectives, float(search.max_drop)
         )
-        sys.exit(130)
+        return values[0] if len(values) == 1 else values  # Optuna: a float for one
+    return "skipped" if row is None else "ok"
 
 
 if __name__ == "__main__":

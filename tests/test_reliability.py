@@ -421,6 +421,44 @@ def test_an_error_raised_over_ctrl_c_is_an_interrupt_not_a_failed_run(
     assert row["status"] == "failed" and row["error"] == "AttributeError: a real bug"
 
 
+class _SwallowsAnInterrupt:
+    """A finalizer that Ctrl-C hit, like Lightning's Profiler.__del__ in a sweep."""
+
+    def __del__(self) -> None:
+        raise KeyboardInterrupt
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again_and_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sweeplab import interrupts
+
+    printed: list[type[BaseException]] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda args: printed.append(args.exc_type))
+    # Inside a task: the interrupt comes back where it can be raised.
+    with pytest.raises(KeyboardInterrupt), interrupts.task():
+        _SwallowsAnInterrupt()
+        _spin(5)
+        pytest.fail("the swallowed interrupt was lost")
+    assert interrupts.caused_by_interrupt(RuntimeError("after the handler saw SIGINT"))
+    # Outside a task (a sweep exiting after its last run): swallowed without a traceback.
+    _SwallowsAnInterrupt()
+    _spin(0.2)
+
+    class Broken:
+        def __del__(self) -> None:
+            raise ValueError("a real finalizer bug")
+
+    Broken()  # other errors still reach the hook installed before
+    assert printed == [ValueError]
+
+
 def test_ctrl_c_in_a_single_run_exits_130(tmp_path: Path) -> None:
     res = tmp_path / "res"
     run = Sweep(

@@ -25,6 +25,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from sweeplab import interrupts
+
 _RESUME = "finished runs are kept; run the same command again to run only the missing ones"
 
 
@@ -45,6 +47,7 @@ class SweeplabSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
+        interrupts.install_hook()  # a Ctrl-C swallowed at exit prints no traceback
         start, returns, first = time.perf_counter(), [], 0
         try:
             while not self.is_done():
@@ -52,17 +55,15 @@ class SweeplabSweeper(BasicSweeper):
                 results = self.launcher.launch(batch, initial_job_idx=first)
                 first += len(batch)
                 returns.append(results)
-        except KeyboardInterrupt:
-            # Rows are written atomically as runs finish; nothing to undo, nothing to blame.
-            print(f"sweep: interrupted; {_RESUME}", file=sys.stderr, flush=True)
-            self._clean_up_workers()
-            sys.exit(130)
-        except Exception as e:
-            # A launcher that lost a worker (killed, out of memory) loses the whole batch's
+        except (KeyboardInterrupt, Exception) as e:
+            # Rows are written atomically as runs finish: nothing to undo. Ctrl-C blames no
+            # run; a launcher that lost a worker (killed, out of memory) loses the whole batch's
             # return values, not the rows its runs already wrote.
-            print(f"sweep: {type(e).__name__}: {e}\nsweep: {_RESUME}", file=sys.stderr)
+            interrupted = interrupts.caused_by_interrupt(e)
+            what = "interrupted;" if interrupted else f"{type(e).__name__}: {e}\nsweep:"
+            print(f"sweep: {what} {_RESUME}", file=sys.stderr, flush=True)
             self._clean_up_workers()
-            sys.exit(1)
+            sys.exit(130 if interrupted else 1)
         _release_pool()
         summarize([r for results in returns for r in results], time.perf_counter() - start)
         return returns
