@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -457,6 +458,30 @@ def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again_and_not_printe
 
     Broken()  # other errors still reach the hook installed before
     assert printed == [ValueError]
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_random_moments_of_a_joblib_sweep_never_leaves_a_trace(tmp_path: Path) -> None:
+    """The Ctrl-C test above, at 30 moments spread over a sweep's life: dense training and
+    saving, model building, finetuning, finished runs, exit. Each flake fixed in
+    sweeplab.interrupts and store.atomic_write was found by this loop, 1 to 3 times in 30."""
+    moments = random.Random(0)
+    problems = []
+    for i in range(30):
+        res = tmp_path / f"res{i}"
+        args = ["run", "-m", *JOBLIB, "pruning.sparsity=0.5,0.7,0.8,0.9"]
+        sweep = Sweep([*args, "train.epochs=2", "finetune.epochs=3", f"paths.results_dir={res}"],
+                      tmp_path)  # fmt: skip
+        started = moments.randint(1, 4)
+        sweep.wait_for(lambda s=sweep, n=started: s.count("run ") >= n or s.proc.poll() is not None)
+        time.sleep(moments.uniform(0, 0.4))
+        code = sweep.signal(signal.SIGINT)
+        out = "".join(sweep.lines)
+        got = rows(res) if (res / "runs").exists() else []
+        bad = [r["run_id"] for r in got if r["status"] != "ok"] + leftovers(res)
+        if code not in (0, 130) or "Traceback" in out or "Exception ignored" in out or bad:
+            problems.append(f"moment {i}: exit {code}, left {bad}\n{out[-2000:]}")
+    assert not problems, "\n".join(problems)
 
 
 def test_ctrl_c_in_a_single_run_exits_130(tmp_path: Path) -> None:
