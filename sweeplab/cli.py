@@ -143,13 +143,13 @@ def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
 def _report_threads(rows: pd.DataFrame) -> None:
     """Say when the finished rows trained at different torch thread counts: the same run id
     can differ across them (float summation order), so such a table mixes two measurements."""
-    from sweeplab.paper import MIXED_THREADS, thread_counts
+    from sweeplab.paper import thread_counts
 
     if "threads" not in rows:
         return
     known = rows.loc[rows["status"] == "ok", "threads"].dropna()
-    note = thread_counts({"threads": int(t)} for t in known)
-    if note and note.endswith(MIXED_THREADS):
+    if known.nunique() > 1:
+        note = thread_counts({"threads": int(t)} for t in known)
         print(f"\nnote: torch threads of these rows: {note} (row field threads)", file=sys.stderr)
 
 

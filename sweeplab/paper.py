@@ -372,9 +372,6 @@ def compute_minutes(rows: Iterable[Mapping[str, Any]]) -> float:
     return sum(sum((r.get("seconds") or {}).values()) for r in rows) / 60
 
 
-MIXED_THREADS = "results can differ across thread counts"
-
-
 def thread_counts(rows: Iterable[Mapping[str, Any]]) -> str | None:
     """The torch thread counts the rows trained with, e.g. "2 (every row)" or "1 (19 rows),
     2 (26 rows): results differ ..."; None when no row recorded one (rows older than the field).
@@ -392,7 +389,7 @@ def thread_counts(rows: Iterable[Mapping[str, Any]]) -> str | None:
         for t, n in sorted(counts.items(), key=lambda tn: (tn[0] is None, tn[0] or 0))
     ]
     mixed = len(set(counts) - {None}) > 1
-    return ", ".join(parts) + (f": {MIXED_THREADS}" if mixed else "")
+    return ", ".join(parts) + (": results can differ across thread counts" if mixed else "")
 
 
 def render(
