@@ -25,8 +25,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-_sigints: list[int] = []  # SIGINTs seen by the running task's handler
+_sigints: list[int] = []  # SIGINTs seen by the running task's handler; empty between tasks
 _in_task = False
+_previous_hook: Callable[[Any], object] = sys.__unraisablehook__
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -52,9 +53,6 @@ def _deliver_again() -> None:
     _thread.interrupt_main(signal.SIGINT)
 
 
-_previous_hook: Callable[[Any], object] = sys.__unraisablehook__
-
-
 def install_hook() -> None:
     """Route swallowed interrupts through `_quiet_unraisable`, in front of the current hook
     (idempotent)."""
@@ -77,13 +75,14 @@ def task() -> Iterator[None]:
         yield
     finally:
         _in_task = False
+        _sigints.clear()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 
 
 def caused_by_interrupt(error: BaseException) -> bool:
-    """Whether `error` arose from Ctrl-C: it is a KeyboardInterrupt, a SIGINT reached the
-    running task, or a KeyboardInterrupt is in the error's cause/context chain."""
+    """Whether `error` arose from Ctrl-C: a SIGINT reached the running task, or `error` is a
+    KeyboardInterrupt or has one in its cause/context chain."""
     if _sigints:
         return True
     seen: set[int] = set()

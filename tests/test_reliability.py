@@ -443,11 +443,13 @@ def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again_and_not_printe
     printed: list[type[BaseException]] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda args: printed.append(args.exc_type))
     # Inside a task: the interrupt comes back where it can be raised.
-    with pytest.raises(KeyboardInterrupt), interrupts.task():
-        _SwallowsAnInterrupt()
-        _spin(5)
-        pytest.fail("the swallowed interrupt was lost")
-    assert interrupts.caused_by_interrupt(RuntimeError("after the handler saw SIGINT"))
+    with interrupts.task():
+        with pytest.raises(KeyboardInterrupt):
+            _SwallowsAnInterrupt()
+            _spin(5)
+            pytest.fail("the swallowed interrupt was lost")
+        assert interrupts.caused_by_interrupt(RuntimeError("after the handler saw SIGINT"))
+    assert not interrupts.caused_by_interrupt(RuntimeError("in the next task, a real error"))
     # Outside a task (a sweep exiting after its last run): swallowed without a traceback.
     _SwallowsAnInterrupt()
     _spin(0.2)
