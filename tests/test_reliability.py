@@ -470,7 +470,7 @@ def test_ctrl_c_at_random_moments_of_a_sweep_never_leaves_a_trace(
     """The Ctrl-C test above, at 25 moments spread over a sweep's life: dense training and
     saving, model building, finetuning, finished runs, exit. Each flake fixed in
     sweeplab.interrupts and store.atomic_write was found by this loop (joblib), 1 to 3 times
-    in 30 moments."""
+    in 25 or 30 moments."""
     moments = random.Random(0)
     problems = []
     for i in range(25):

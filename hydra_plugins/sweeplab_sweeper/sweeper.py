@@ -75,10 +75,11 @@ class SweeplabSweeper(BasicSweeper):
         from sweeplab.store import remove_orphan_temps
 
         _release_pool()
-        paths = self.config.paths
-        roots = {Path(paths.results_dir), Path(paths.cache_dir)}  # the cache may lie elsewhere
+        results, cache = Path(self.config.paths.results_dir), Path(self.config.paths.cache_dir)
+        # The cache is scanned with the results (its default place) unless it lies elsewhere.
+        roots = [results] if cache.resolve().is_relative_to(results.resolve()) else [results, cache]
         deadline = time.monotonic() + 10  # killed workers end within ms
-        for root in sorted(roots):
+        for root in roots:
             while root.is_dir() and remove_orphan_temps(root) and time.monotonic() < deadline:
                 time.sleep(0.05)
 
