@@ -19,9 +19,9 @@ import sys
 
 import torch
 
-from sweeplab import costs
+from sweeplab.engine import costs
 from sweeplab.models.vgg import VGG
-from sweeplab.pruning.structured import L1Filter
+from sweeplab.pruning.structured.criteria import L1Filter
 
 CIFAR = (3, 32, 32)
 

@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweeplab import store
-from sweeplab.row import ResultRow
+from sweeplab.results import identity, store
+from sweeplab.results.row import ResultRow
 
 DATA_MODELS = [("mnist", "lenet300"), ("mnist", "lenet5"), ("cifar10", "resnet20"),
                ("cifar10", "vgg11")]  # fmt: skip
@@ -61,9 +61,9 @@ def make_row(data: str, model: str, strategy: str, s: float, epochs: int, seed: 
     acc = dense_acc - s**4 * rng.uniform(0.02, 0.3)
     total = 266_610
     nonzero = int(total * (1 - s)) + 400
-    rid = store.run_id(config)
+    rid = identity.run_id(config)
     return ResultRow(
-        run_id=rid, dense_id=store.dense_id(config), experiment="bench", status="ok",
+        run_id=rid, dense_id=identity.dense_id(config), experiment="bench", status="ok",
         data=data, model=model, strategy=strategy, scope=config["pruning"]["scope"],
         schedule="oneshot", recovery="finetune", seed=seed, sparsity_requested=s,
         sparsity_achieved=s, params_total=total, params_prunable=total - 400,

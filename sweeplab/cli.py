@@ -9,70 +9,15 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweeplab.configs import check_choices
 from sweeplab.errors import SweeplabError
 
 if TYPE_CHECKING:  # annotations only: table and report import pandas when they run
     import pandas as pd
 
-    from sweeplab.analysis import Summary
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
-_SWEEP_SYNTAX = ("(", "[", "*", "$", "{")
-
-
-def check_choices(overrides: list[str], conf: Path = CONF) -> None:
-    """Reject `group=name` overrides naming a config file that does not exist.
-
-    Hydra would say the same in several lines; this says it in one and lists the choices.
-    Sweep syntax beyond comma lists (ranges, globs, interpolations) is left to Hydra.
-    """
-    roots = [conf, *search_roots(overrides)]
-    for arg in overrides:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, value = arg.lstrip("+~").split("=", 1)
-        groups = [root / key for root in roots if (root / key).is_dir()]
-        if "." in key or not groups or any(ch in value for ch in _SWEEP_SYNTAX):
-            continue
-        choices = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
-        if key.startswith("hydra/"):
-            choices = sorted({*choices, *_plugin_choices(key)})
-        for name in value.split(","):
-            if name and name != "null" and name not in choices:
-                raise SweeplabError(
-                    f"unknown {key} {name!r}; choose one of: {', '.join(choices)} "
-                    f"(or add conf/{key}/{name}.yaml)"
-                )
-
-
-def search_roots(overrides: Iterable[str]) -> list[Path]:
-    """Config folders a `hydra.searchpath=[file://DIR,...]` override adds (pkg:// ones skipped)."""
-    roots: list[Path] = []
-    for arg in overrides:
-        key, _, value = arg.lstrip("+").partition("=")
-        if key != "hydra.searchpath":
-            continue
-        for entry in value.strip().strip("[]").split(","):
-            entry = entry.strip().strip("'\"")
-            if entry and (entry.startswith("file://") or "://" not in entry):
-                roots.append(Path(entry.removeprefix("file://")))
-    return roots
-
-
-def _plugin_choices(group: str) -> list[str]:
-    """Config names Hydra's installed plugins register in `group` (joblib, optuna, basic...)."""
-    from hydra.core.config_store import ConfigStore
-    from hydra.core.plugins import Plugins
-
-    Plugins.instance()  # importing the plugins fills the ConfigStore
-    try:
-        return [n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)]
-    except OSError:
-        return []
+    from sweeplab.results.analysis import Summary
 
 
 def _results_dir(overrides: list[str]) -> str:
@@ -84,13 +29,13 @@ def _results_dir(overrides: list[str]) -> str:
 
 
 def _run(overrides: list[str]) -> int:
-    from sweeplab.store import check_writable
+    from sweeplab.results.store import check_writable
 
     check_choices(overrides)
     # Hydra creates its output folder under the results dir before any task code runs: check
     # first, so an unwritable folder is one line, not a traceback.
     check_writable(_results_dir(overrides))
-    from sweeplab.run import main as hydra_main
+    from sweeplab.engine.task import main as hydra_main
 
     sys.argv = ["sweeplab run", *overrides]
     try:
@@ -106,8 +51,8 @@ def _run(overrides: list[str]) -> int:
 
 def _rows(args: argparse.Namespace) -> pd.DataFrame:
     """The rows of args.results_dir, filtered by --where; raises when none are left."""
-    from sweeplab.analysis import filter_rows
-    from sweeplab.rowindex import load_rows
+    from sweeplab.results.analysis import filter_rows
+    from sweeplab.results.rows import load_rows
 
     df = load_rows(args.results_dir)
     if df.empty:
@@ -117,7 +62,7 @@ def _rows(args: argparse.Namespace) -> pd.DataFrame:
 
 def _summary(args: argparse.Namespace, rows: pd.DataFrame) -> Summary:
     """Aggregates of the selected rows; raises when none of them finished."""
-    from sweeplab.analysis import summarize
+    from sweeplab.results.analysis import summarize
 
     summary = summarize(rows, by=args.by, delta=args.delta)
     if summary.points.empty:
@@ -143,7 +88,7 @@ def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
 def _report_threads(rows: pd.DataFrame) -> None:
     """Say when the finished rows trained at different torch thread counts: the same run id
     can differ across them (float summation order), so such a table mixes two measurements."""
-    from sweeplab.paper import thread_counts
+    from sweeplab.reproduce.paper import thread_counts
 
     if "threads" not in rows:
         return
@@ -154,7 +99,7 @@ def _report_threads(rows: pd.DataFrame) -> None:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from sweeplab.tables import render
+    from sweeplab.results.tables import render
 
     rows = _rows(args)
     summary = _summary(args, rows)
@@ -165,7 +110,7 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sweeplab.report import write_report
+    from sweeplab.results.report import write_report
 
     rows = _rows(args)
     summary = _summary(args, rows)
@@ -181,7 +126,7 @@ def _report(args: argparse.Namespace) -> int:
     )
     print(f"report: {written.html} ({len(written.plots)} plot files in {written.plot_dir})")
     if args.wandb:
-        from sweeplab.loggers import wandb_report
+        from sweeplab.results.wandb import wandb_report
 
         wandb_report(summary, written, project=args.wandb_project)
     _report_failed(rows, args.results_dir)
@@ -279,7 +224,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sweeplab.export_run import export_run
+    from sweeplab.engine.export_run import export_run
 
     out = export_run(args.results_dir, args.run_id, args.out)
     print(f"exported {args.run_id} to {out} (load it with: python {out}/load.py)")
@@ -319,7 +264,7 @@ _REPRODUCE_FLAGS = {"--list": "list", "--no-run": "no_run", "--smoke": "smoke"}
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from sweeplab import reproduce
+    from sweeplab.reproduce.command import command as reproduce
 
     overrides = []
     for arg in args.overrides:  # flags after NAME land here (Hydra overrides never start --)

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeplab import store
-from sweeplab.analysis import best_within, filter_rows, pareto_front, pivot_cells, summarize
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
-from sweeplab.row import ResultRow
-from sweeplab.rowindex import INDEX_FILE, load_rows
-from sweeplab.tables import latex_escape, render
+from sweeplab.results import identity, store
+from sweeplab.results.analysis import best_within, filter_rows, pareto_front, pivot_cells, summarize
+from sweeplab.results.row import ResultRow
+from sweeplab.results.rows import INDEX_FILE, load_rows
+from sweeplab.results.tables import latex_escape, render
 
 
 def test_pareto_front() -> None:
@@ -49,7 +49,7 @@ def make_row(
     total, prunable = 10_000, 9_800
     nonzero = total - round(prunable * s)
     return ResultRow(
-        run_id=store.run_id(config), dense_id=store.dense_id(config), experiment="t",
+        run_id=identity.run_id(config), dense_id=identity.dense_id(config), experiment="t",
         status="ok", data=data, model="mlp", strategy=strategy, scope="global",
         schedule="oneshot", recovery="finetune", seed=seed, sparsity_requested=s,
         sparsity_achieved=s, params_total=total, params_prunable=prunable,

@@ -28,10 +28,11 @@ import torch
 from torch import Tensor, nn
 
 from conftest import CONF, FAST, rows_in, write_idx
-from sweeplab import cli, store
+from sweeplab import cli
 from sweeplab.data.download import md5sum
 from sweeplab.errors import SweeplabError
-from sweeplab.row import SCHEMA_VERSION
+from sweeplab.results import store
+from sweeplab.results.row import SCHEMA_VERSION
 
 _CLI_CHECKS_RESULTS_DIR = "check_writable" in Path(cli.__file__).read_text()
 

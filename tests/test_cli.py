@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, rows_in, sweeplab
-from sweeplab.cli import check_choices
+from sweeplab.configs import check_choices
 from sweeplab.errors import SweeplabError
 from test_analysis import write_rows
 

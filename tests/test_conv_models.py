@@ -7,8 +7,8 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose
+from sweeplab.engine.measure import params_total
 from sweeplab.errors import SweeplabError
-from sweeplab.metrics import params_total
 from sweeplab.models.resnet_cifar import ChannelShortcut, ResNetCifar
 from sweeplab.models.vgg import VGG
 

@@ -7,16 +7,16 @@ import dataclasses
 import pytest
 import torch
 
-from sweeplab import costs
+from sweeplab.engine import costs
+from sweeplab.engine.measure import params_total
 from sweeplab.errors import SweeplabError
-from sweeplab.metrics import params_total
 from sweeplab.models.lenet import LeNet5
 from sweeplab.models.mlp import MLP
 from sweeplab.models.resnet_cifar import ResNetCifar
 from sweeplab.models.vgg import VGG
 from sweeplab.pruning.masks import apply_masks, remove_masks
-from sweeplab.pruning.structured import L1Filter
-from sweeplab.row import ResultRow
+from sweeplab.pruning.structured.criteria import L1Filter
+from sweeplab.results.row import ResultRow
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)

@@ -13,6 +13,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from conftest import CONF, compose
+from sweeplab.engine.task import instantiate
 from sweeplab.errors import SweeplabError
 from sweeplab.pruning.base import Pruner
 from sweeplab.pruning.gradient import Gradient
@@ -23,7 +24,6 @@ from sweeplab.pruning.masks import apply_masks, prunable_parameters
 from sweeplab.pruning.snip import SNIP
 from sweeplab.pruning.synflow import SynFlow
 from sweeplab.pruning.taylor import Taylor
-from sweeplab.run import instantiate
 
 # Unstructured strategies; files with a `granularity:` key remove structures physically
 # (tests/test_structured.py walks those).

@@ -10,10 +10,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import REPO
-from sweeplab.cli import CONF, check_choices
-from sweeplab.expr import expression_names
-from sweeplab.paper import TIERS, check_paper
-from sweeplab.run import instantiate
+from sweeplab.configs import CONF, check_choices
+from sweeplab.engine.task import instantiate
+from sweeplab.reproduce.paper import TIERS, check_paper
+from sweeplab.reproduce.rules import expression_names
 
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 
@@ -86,7 +86,7 @@ def test_li2017_configs_remove_what_the_paper_removed(
     """The GPU-tier configs give the paper's architectures (Table 1): checked here, on CPU."""
     import torch
 
-    from sweeplab.costs import macs
+    from sweeplab.engine.costs import macs
 
     cfg = compose([f"experiment={name}"])
     model = instantiate(cfg.model, input_shape=[3, 32, 32], num_classes=10).eval()

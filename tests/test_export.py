@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from sweeplab import costs
+from sweeplab.engine import costs
+from sweeplab.engine.export import export_model, load_exported
 from sweeplab.errors import SweeplabError
-from sweeplab.export import export_model, load_exported
 from sweeplab.models.lenet import LeNet5
 from sweeplab.models.resnet_cifar import ResNetCifar
 from sweeplab.pruning.magnitude import Magnitude
 from sweeplab.pruning.masks import apply_masks
-from sweeplab.pruning.structured import L1Filter
+from sweeplab.pruning.structured.criteria import L1Filter
 
 CIFAR = (3, 32, 32)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from conftest import compose
-from sweeplab import store
+from sweeplab.results import identity
 
 
 def resolved(overrides: list[str]) -> dict:
@@ -14,20 +14,20 @@ def resolved(overrides: list[str]) -> dict:
 
 def test_ids_are_pinned() -> None:
     # If these change, every user's cache and results are orphaned: bump deliberately only.
-    assert store.content_id({"a": 1, "b": [1, 2]}, ["a", "b"]) == "8baa73198470"
+    assert identity.content_id({"a": 1, "b": [1, 2]}, ["a", "b"]) == "8baa73198470"
     # Bumped once, deliberately, when schedule and recovery joined the run identity.
-    assert store.run_id(resolved([])) == "263a91b32209"
-    assert store.dense_id(resolved([])) == "8358479c6c20"
-    assert store.run_id(resolved(["pruning=random", "pruning.sparsity=0.5"])) == "1ab868445452"
+    assert identity.run_id(resolved([])) == "263a91b32209"
+    assert identity.dense_id(resolved([])) == "8358479c6c20"
+    assert identity.run_id(resolved(["pruning=random", "pruning.sparsity=0.5"])) == "1ab868445452"
 
 
 def test_null_keys_and_paths_do_not_change_ids() -> None:
     base = resolved([])
     with_null = resolved(["+pruning.new_option=null", "+train.other=null"])
     moved = resolved(["paths.results_dir=/elsewhere", "logger=wandb", "trainer.threads=1"])
-    assert store.run_id(with_null) == store.run_id(base)
-    assert store.run_id(moved) == store.run_id(base)
-    assert store.dense_id(resolved(["data=mnist", "data.root=/a"])) == store.dense_id(
+    assert identity.run_id(with_null) == identity.run_id(base)
+    assert identity.run_id(moved) == identity.run_id(base)
+    assert identity.dense_id(resolved(["data=mnist", "data.root=/a"])) == identity.dense_id(
         resolved(["data=mnist", "data.root=/b"])
     )
 
@@ -35,14 +35,14 @@ def test_null_keys_and_paths_do_not_change_ids() -> None:
 def test_everything_that_determines_the_result_changes_the_id() -> None:
     base = resolved([])
     for override in ("seed=1", "pruning.sparsity=0.5", "finetune.lr=0.1", "train.epochs=3"):
-        assert store.run_id(resolved([override])) != store.run_id(base), override
+        assert identity.run_id(resolved([override])) != identity.run_id(base), override
 
 
 def test_dense_id_is_shared_by_every_pruning_of_one_dense_model() -> None:
     ids = {
-        store.dense_id(resolved([f"pruning={p}", f"pruning.sparsity={s}", "finetune.epochs=9"]))
+        identity.dense_id(resolved([f"pruning={p}", f"pruning.sparsity={s}", "finetune.epochs=9"]))
         for p in ("random", "layer_magnitude", "global_magnitude")
         for s in (0.5, 0.9)
     }
     assert len(ids) == 1
-    assert store.dense_id(resolved(["train.lr=0.1"])) not in ids
+    assert identity.dense_id(resolved(["train.lr=0.1"])) not in ids

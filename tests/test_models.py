@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sweeplab.engine.measure import params_total
 from sweeplab.errors import SweeplabError
-from sweeplab.metrics import params_total
 from sweeplab.models.lenet import LeNet5, LeNet300
 from sweeplab.models.mlp import MLP
 

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from conftest import CONF, compose
 from sweeplab.cli import main
 from sweeplab.data.digits import load_digits
+from sweeplab.engine.task import execute
 from sweeplab.errors import SweeplabError
-from sweeplab.run import execute
 
 FAST = ["train.epochs=3", "finetune.epochs=2"]
 STRUCTURED = sorted(

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from conftest import CONF, compose
 from sweeplab.data.digits import load_digits
-from sweeplab.lit import Distillation, LitClassifier, TrainConfig, steps_per_epoch
-from sweeplab.pipeline import Run
-from sweeplab.run import build_spec, execute
+from sweeplab.engine.pipeline import Run
+from sweeplab.engine.task import build_spec, execute
+from sweeplab.engine.train import Distillation, LitClassifier, TrainConfig, steps_per_epoch
 
 RECOVERIES = sorted(p.stem for p in (CONF / "recovery").glob("*.yaml"))
 FAST = ["train.epochs=3", "finetune.epochs=2"]
@@ -44,7 +44,7 @@ def effective(job: Run, name: str) -> torch.Tensor:
 
 
 def test_weight_rewind_to_zero_restores_initial_values_of_survivors(job, monkeypatch) -> None:
-    from sweeplab.recovery import WeightRewind
+    from sweeplab.engine.recovery import WeightRewind
 
     job, masks = job
     calls = []
@@ -61,7 +61,7 @@ def test_weight_rewind_to_zero_restores_initial_values_of_survivors(job, monkeyp
 
 def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> None:
     """LTH's control: same mask, random re-init, same recipe; the ticket goes on afterwards."""
-    from sweeplab.recovery import Retrain, WeightRewind
+    from sweeplab.engine.recovery import Retrain, WeightRewind
 
     job, masks = job
     torch.manual_seed(0)
@@ -92,15 +92,15 @@ def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> N
 
 
 def test_weight_rewind_control_must_be_a_bool() -> None:
+    from sweeplab.engine.recovery import WeightRewind
     from sweeplab.errors import SweeplabError
-    from sweeplab.recovery import WeightRewind
 
     with pytest.raises(SweeplabError, match="recovery.control='yes' must be true or false"):
         WeightRewind(control="yes")
 
 
 def test_retrain_reinitializes_survivors_randomly(job, monkeypatch) -> None:
-    from sweeplab.recovery import Retrain
+    from sweeplab.engine.recovery import Retrain
 
     job, masks = job
     monkeypatch.setattr(Run, "fit", lambda self, cfg, phase, **kw: None)
@@ -113,7 +113,7 @@ def test_retrain_reinitializes_survivors_randomly(job, monkeypatch) -> None:
 
 
 def test_lr_rewind_replays_the_tail_of_training(job, monkeypatch) -> None:
-    from sweeplab.recovery import LrRewind
+    from sweeplab.engine.recovery import LrRewind
 
     job, masks = job
     calls = []
@@ -166,7 +166,7 @@ def test_l1_penalty_is_added_and_drives_weights_down() -> None:
     expected = F.cross_entropy(model(x), y) + 1e-3 * model[1].weight.abs().sum()
     assert torch.allclose(lit.loss(x, y), expected)
 
-    from sweeplab.lit import fit
+    from sweeplab.engine.train import fit
 
     means = {}
     for l1 in (None, 1e-2):
@@ -183,7 +183,7 @@ def test_checkpoint_accuracies_are_recorded_without_changing_training(
 ) -> None:
     """measure.checkpoints: test accuracy at the recovery's last checkpoints, the last one the
     final model; the run's other metrics stay bitwise what they are without it."""
-    from sweeplab.paper import DERIVED
+    from sweeplab.reproduce.paper import DERIVED
 
     base = [*FAST, f"recovery={recovery}", "measure.latency=false"]
     plain = execute(compose([*base, f"paths.results_dir={tmp_path / 'plain'}"]))

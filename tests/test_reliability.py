@@ -22,8 +22,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import CONF, FAST, compose, rows_in, sweeplab
-from sweeplab import cache, store
-from sweeplab.resources import threads_per_worker
+from sweeplab.engine import cache
+from sweeplab.engine.resources import threads_per_worker
+from sweeplab.results import objectives, store
 
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 METRICS = ("acc_dense_test", "acc_pruned_test", "acc_finetuned_test", "params_nonzero")
@@ -397,7 +398,8 @@ def test_an_error_raised_over_ctrl_c_is_an_interrupt_not_a_failed_run(
     # Found in CI: Ctrl-C landed inside OmegaConf while a joblib worker built its model, and
     # OmegaConf's flag restore raised AttributeError over the KeyboardInterrupt. That run was
     # blamed: a failed row and a traceback. An error whose chain holds the interrupt is one.
-    from sweeplab import pipeline, run
+    from sweeplab.engine import pipeline
+    from sweeplab.engine import task as run
 
     def interrupted_build(spec: object) -> None:
         try:
@@ -438,7 +440,7 @@ def _spin(seconds: float) -> None:
 def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again_and_not_printed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sweeplab import interrupts
+    from sweeplab.engine import interrupts
 
     printed: list[type[BaseException]] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda args: printed.append(args.exc_type))
@@ -469,7 +471,7 @@ def test_ctrl_c_at_random_moments_of_a_sweep_never_leaves_a_trace(
 ) -> None:
     """The Ctrl-C test above, at 25 moments spread over a sweep's life: dense training and
     saving, model building, finetuning, finished runs, exit. Each flake fixed in
-    sweeplab.interrupts and store.atomic_write was found by this loop (joblib), 1 to 3 times
+    sweeplab.engine.interrupts and store.atomic_write was found by this loop (joblib), 1 to 3 times
     in 25 or 30 moments."""
     moments = random.Random(0)
     problems = []
@@ -514,11 +516,11 @@ def search_args(name: str) -> tuple[list[str], list[str]]:
 
     With `hparams_search: grid` in config.yaml's defaults the group switches the sweeper
     itself; before that change, the sweeper is chosen on the command line and the file is
-    appended (through sweeplab.run, since `sweeplab run` checks hydra/sweeper against conf/).
+    appended (through engine.task, since `sweeplab run` checks hydra/sweeper against conf/).
     """
     if "hparams_search" in (CONF / "config.yaml").read_text():
         return [sys.executable, "-m", "sweeplab", "run"], [f"hparams_search={name}"]
-    return [sys.executable, "-m", "sweeplab.run"], [
+    return [sys.executable, "-m", "sweeplab.engine.task"], [
         "hydra/sweeper=optuna",
         f"+hparams_search={name}",
     ]
@@ -558,5 +560,5 @@ def test_optuna_max_sparsity_search_reports_the_best_row(tmp_path: Path) -> None
     assert len(trials) == 2 and {r["strategy"] for r in trials} == {"global_magnitude"}
     (result,) = (tmp_path / "res" / "hydra").glob("*/optimization_results.yaml")
     best = OmegaConf.load(result)
-    objective = [store.objective_values(r, ["sparsity_within_drop"], 0.01)[0] for r in trials]
+    objective = [objectives.objective_values(r, ["sparsity_within_drop"], 0.01)[0] for r in trials]
     assert best.best_value == max(objective) and "pruning.sparsity" in best.best_params

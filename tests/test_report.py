@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from sweeplab import store
-from sweeplab.analysis import summarize
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
-from sweeplab.report import script_json, write_report
-from sweeplab.rowindex import load_rows
+from sweeplab.results import store
+from sweeplab.results.analysis import summarize
+from sweeplab.results.report import script_json, write_report
+from sweeplab.results.rows import load_rows
 from test_analysis import make_row, write_rows
 
 # A strategy name that would run script if it reached the page unescaped, in HTML or in JSON.

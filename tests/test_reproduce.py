@@ -14,9 +14,9 @@ import yaml
 
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
-from sweeplab.expr import check_rule, evaluate, expression_names, fmt
-from sweeplab.paper import ValueSpec, check_paper, compute_value, thread_counts
-from sweeplab.reproduce import select_manifest_rows
+from sweeplab.reproduce.command import select_manifest_rows
+from sweeplab.reproduce.paper import ValueSpec, check_paper, compute_value, thread_counts
+from sweeplab.reproduce.rules import check_rule, evaluate, expression_names, fmt
 
 # ------------------------------------------------------------------------------- expressions
 
@@ -450,7 +450,7 @@ def test_failed_run_exits_nonzero_and_writes_no_table(lab, capfd) -> None:
 
 def test_gpu_tier_without_gpu_is_a_smoke_run(lab, capfd, monkeypatch) -> None:
     res, overrides = lab
-    monkeypatch.setattr("sweeplab.reproduce._has_gpu", lambda: False)
+    monkeypatch.setattr("sweeplab.reproduce.command._has_gpu", lambda: False)
     assert main(["reproduce", "tiny_gpu", *overrides]) == 0
     out, _ = capfd.readouterr()
     assert "smoke run (tier gpu, no GPU here): 2 runs ok, checks not evaluated" in out
@@ -507,7 +507,7 @@ def test_experiment_check_covers_paper_blocks(lab) -> None:
 
 
 def test_percent_metrics_carry_no_float_noise_that_flips_a_rule_at_its_bound() -> None:
-    from sweeplab.paper import DERIVED
+    from sweeplab.reproduce.paper import DERIVED
 
     # 100 * (1 - 0.981) is 1.9000000000000017 in floats: `error <= 1.9` would fail.
     assert DERIVED["error"]({"acc_finetuned_test": 0.981}) == 1.9

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import compose, rows_in
-from sweeplab.pruning.schedules import cubic_sparsity
-from sweeplab.run import execute
+from sweeplab.engine.schedules import cubic_sparsity
+from sweeplab.engine.task import execute
 
 FAST = ["train.epochs=3", "finetune.epochs=2"]
 
@@ -48,7 +48,7 @@ def test_iterative_writes_one_row_per_round(tmp_path: Path) -> None:
 
 
 def test_gradual_follows_the_cubic_curve_and_ends_on_target(tmp_path: Path, monkeypatch) -> None:
-    from sweeplab.pruning import schedules
+    from sweeplab.engine import schedules
 
     seen: list[list[tuple[int, float]]] = []
     original = schedules.GradualPruning.on_optimizer_step
@@ -89,9 +89,9 @@ def test_at_init_prunes_before_training(tmp_path: Path) -> None:
 
 def test_rewind_snapshot_replays_dense_training_exactly(tmp_path: Path) -> None:
     from sweeplab.data.digits import load_digits
-    from sweeplab.lit import steps_per_epoch
-    from sweeplab.pipeline import Run
-    from sweeplab.run import build_spec
+    from sweeplab.engine.pipeline import Run
+    from sweeplab.engine.task import build_spec
+    from sweeplab.engine.train import steps_per_epoch
 
     cfg = compose([*FAST, f"paths.results_dir={tmp_path}"])
     spec = build_spec(cfg, "rid", "did")

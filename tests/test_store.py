@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeplab import store
 from sweeplab.errors import SweeplabError
-from sweeplab.row import SCHEMA_VERSION, ResultRow
+from sweeplab.results import objectives, store
+from sweeplab.results.row import SCHEMA_VERSION, ResultRow
 
 
 def row(rid: str = "abc", status: str = "ok", **kw) -> ResultRow:
@@ -62,17 +62,17 @@ def test_collect_reads_every_row(tmp_path: Path) -> None:
 def test_objectives_read_back_from_the_row(tmp_path: Path) -> None:
     done = row(sparsity_achieved=0.9, compression=8.5, acc_dense_val=0.95, acc_finetuned_val=0.945)
     store.write_row(tmp_path, done)
-    values = store.objectives(tmp_path, "abc", ["acc_finetuned_val", "compression"], 0.01)
+    values = objectives.objectives(tmp_path, "abc", ["acc_finetuned_val", "compression"], 0.01)
     assert values == [0.945, 8.5]
     # Within 1 point of dense: the sparsity counts; outside: minus the drop, below any sparsity.
-    assert store.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.01) == [0.9]
-    assert store.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.001) == [
+    assert objectives.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.01) == [0.9]
+    assert objectives.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.001) == [
         pytest.approx(-0.005)
     ]
     with pytest.raises(SweeplabError, match="names 'accuracy', which is not a numeric row"):
-        store.check_objectives(["accuracy"])
+        objectives.check_objectives(["accuracy"])
     with pytest.raises(SweeplabError, match="has no value for objective 'flops'"):
-        store.objective_values(done.to_dict(), ["flops"], 0.01)
+        objectives.objective_values(done.to_dict(), ["flops"], 0.01)
 
 
 def test_a_torn_row_is_named_and_its_run_redone(tmp_path: Path) -> None:

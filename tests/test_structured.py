@@ -7,28 +7,28 @@ import pytest
 import torch
 from torch import nn
 
+from sweeplab.engine.measure import params_total
+from sweeplab.engine.train import bn_l1_penalty
 from sweeplab.errors import SweeplabError
-from sweeplab.lit import bn_l1_penalty
-from sweeplab.metrics import params_total
 from sweeplab.models.mlp import MLP
 from sweeplab.models.resnet_cifar import BasicBlock, ChannelShortcut, ResNetCifar
 from sweeplab.models.vgg import VGG
-from sweeplab.pruning.blocks import BlockRemoval
-from sweeplab.pruning.channels import (
-    channel_groups,
-    layer_removed,
-    remove_channels,
-    removed_fraction,
-    widths,
-)
 from sweeplab.pruning.masks import apply_masks
-from sweeplab.pruning.structured import (
+from sweeplab.pruning.structured.blocks import BlockRemoval
+from sweeplab.pruning.structured.criteria import (
     BNScale,
     L1Filter,
     L2Filter,
     RandomFilter,
     StructuredPruner,
     TaylorFilter,
+)
+from sweeplab.pruning.structured.groups import (
+    channel_groups,
+    layer_removed,
+    remove_channels,
+    removed_fraction,
+    widths,
 )
 
 CIFAR = (3, 32, 32)
@@ -230,8 +230,8 @@ def test_errors(resnet20: ResNetCifar) -> None:
 @pytest.mark.parametrize("name", ["resnet20", "resnet32", "resnet56", "vgg11", "vgg16"])
 def test_conv_model_trains_one_epoch_and_prunes(name: str) -> None:
     """1 epoch on 2,000 CIFAR-shaped images (augmented, BN-L1 penalty), then every criterion."""
-    from sweeplab.costs import cost_fields
     from sweeplab.data.augment import crop_flip
+    from sweeplab.engine.costs import cost_fields
 
     depth = int(name.removeprefix("resnet").removeprefix("vgg"))
     torch.manual_seed(0)

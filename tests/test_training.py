@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sweeplab.data.digits import load_digits
-from sweeplab.lit import TrainConfig, fit
-from sweeplab.metrics import accuracy
+from sweeplab.engine.measure import accuracy
+from sweeplab.engine.train import TrainConfig, fit
 from sweeplab.models.mlp import MLP
 from sweeplab.pruning.magnitude import Magnitude
 from sweeplab.pruning.masks import apply_masks, remove_masks
@@ -59,7 +59,7 @@ def test_finetune_keeps_pruned_weights_at_zero(digits, optimizer: str) -> None:
 
 def lr_curve(cfg: TrainConfig, total: int, lr_window: tuple[int, int] | None = None) -> list:
     """The learning rate at every optimizer step of a fit, read from its scheduler."""
-    from sweeplab.lit import LitClassifier
+    from sweeplab.engine.train import LitClassifier
 
     lit = LitClassifier(torch.nn.Linear(2, 2), cfg, total, "dense", lr_window=lr_window)
     conf = lit.configure_optimizers()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import FAST, rows_in, sweeplab
-from sweeplab.loggers import wandb_mode
+from sweeplab.results.wandb import wandb_mode
 from test_analysis import write_rows
 
 _BLOCK = 32 * 1024

@@ -25,7 +25,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from sweeplab import interrupts
+from sweeplab.engine import interrupts
 
 _RESUME = "finished runs are kept; run the same command again to run only the missing ones"
 
@@ -72,7 +72,7 @@ class SweeplabSweeper(BasicSweeper):
         """After an aborted sweep: stop the worker pool, then delete the temp files (rows,
         dense checkpoints) of workers killed mid-write; every write goes through a temp file
         and a rename."""
-        from sweeplab.store import remove_orphan_temps
+        from sweeplab.results.store import remove_orphan_temps
 
         _release_pool()
         results, cache = Path(self.config.paths.results_dir), Path(self.config.paths.cache_dir)

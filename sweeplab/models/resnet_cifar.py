@@ -29,7 +29,7 @@ class ChannelShortcut(nn.Module):
 
     `index[o]` names the input channel copied to output channel o; the value in_channels
     stands for a zero channel (the padding). Structured pruning edits `index` (see
-    sweeplab.pruning.channels), so the map stays right after channels are removed.
+    sweeplab.pruning.structured.groups), so the map stays right after channels are removed.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:

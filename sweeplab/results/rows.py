@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from sweeplab import store
+from sweeplab.results import store
 from sweeplab.errors import SweeplabError
-from sweeplab.row import SCHEMA_VERSION
+from sweeplab.results.row import SCHEMA_VERSION
 
 INDEX_FILE = "runs.index.json"
 INDEX_VERSION = 1

@@ -14,11 +14,11 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from sweeplab.engine.train import Distillation, steps_per_epoch
 from sweeplab.errors import SweeplabError, check_positive
-from sweeplab.lit import Distillation, steps_per_epoch
 
 if TYPE_CHECKING:
-    from sweeplab.pipeline import Run
+    from sweeplab.engine.pipeline import Run
 
 
 class Recovery:

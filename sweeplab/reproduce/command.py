@@ -1,7 +1,7 @@
 """`sweeplab reproduce NAME`: run a paper's experiment, then print paper vs. ours, cell by cell.
 
-The paper block's schema, values and table live in sweeplab.paper, its rules in
-sweeplab.expr; this module finds experiments, runs the sweep with a manifest of its run ids,
+The paper block's schema, values and table live in reproduce.paper, its rules in
+reproduce.rules; this module finds experiments, runs the sweep with a manifest of its run ids,
 picks those rows and writes the table. torch is imported only to ask whether a GPU-tier run
 has its GPU.
 """
@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeplab import store
-from sweeplab.cli import CONF, check_choices, search_roots
+from sweeplab.configs import CONF, check_choices, experiment_files
 from sweeplab.errors import SweeplabError
-from sweeplab.paper import (
+from sweeplab.reproduce.paper import (
     Paper,
     check_paper,
     compute_minutes,
@@ -32,6 +31,7 @@ from sweeplab.paper import (
     render,
     thread_counts,
 )
+from sweeplab.results import store
 
 # ---------------------------------------------------------------------------- sweep rows
 
@@ -76,15 +76,6 @@ def select_manifest_rows(rows: Iterable[dict[str, Any]], run_ids: Iterable[str])
 
 
 # ---------------------------------------------------------------------------- the command
-
-
-def experiment_files(overrides: Iterable[str] = ()) -> dict[str, Path]:
-    """Experiment name -> file, from conf/experiment then any `hydra.searchpath` roots."""
-    files: dict[str, Path] = {}
-    for root in [CONF, *search_roots(overrides)]:
-        for path in sorted((root / "experiment").glob("*.yaml")):
-            files.setdefault(path.stem, path)
-    return files
 
 
 def paper_blocks(overrides: Iterable[str] = ()) -> dict[str, dict[str, Any]]:

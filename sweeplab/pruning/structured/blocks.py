@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction
-from sweeplab.pruning.channels import eval_mode
-from sweeplab.pruning.structured import Batches, StructuredPruner
+from sweeplab.pruning.structured.criteria import Batches, StructuredPruner
+from sweeplab.pruning.structured.groups import eval_mode
 
 
 class BlockRemoval(StructuredPruner):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeplab.analysis import FRONT, Summary, best_within, pivot_cells, value_label
+from sweeplab.results.analysis import FRONT, Summary, best_within, pivot_cells, value_label
 from sweeplab.errors import SweeplabError
 
 VIEWS = ("all", "pivot", "points", "best")

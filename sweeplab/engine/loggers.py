@@ -8,25 +8,13 @@ the `wandb sync` command that uploads them later.
 
 from __future__ import annotations
 
-import html
-import os
 from pathlib import Path
 from typing import Any
 
+from sweeplab.results.wandb import sync_hint, wandb_mode
+
 # W&B refuses tags longer than this.
 _TAG_MAX = 64
-
-
-def wandb_mode() -> str:
-    """WANDB_MODE if set, else online with an API key (env or ~/.netrc), else offline."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    netrc = Path.home() / ".netrc"
-    try:
-        in_netrc = netrc.exists() and "api.wandb.ai" in netrc.read_text()
-    except OSError:
-        in_netrc = False
-    return "online" if os.environ.get("WANDB_API_KEY") or in_netrc else "offline"
 
 
 def _hydra_context() -> tuple[str | None, list[str]]:
@@ -89,17 +77,10 @@ def _is_wandb(logger: Any) -> bool:
     return type(logger).__name__ == "WandbLogger" and hasattr(logger, "experiment")
 
 
-def sync_hint(run: Any) -> str | None:
-    """The `wandb sync` command for an offline run, or None when it is online."""
-    if not getattr(run, "offline", False):
-        return None
-    return f"wandb sync {Path(run.dir).parent}"
-
-
 def _wandb_result(logger: Any, row: Any) -> None:
     import wandb
 
-    from sweeplab.rowindex import flatten_config
+    from sweeplab.results.rows import flatten_config
 
     run = logger.experiment
     data = row.to_dict()
@@ -149,60 +130,3 @@ def log_result(logger: Any, row: Any) -> None:
         wandb_run.finish()
         if hint:
             print(f"wandb: offline run saved; upload it with: {hint}", flush=True)
-
-
-def wandb_report(summary: Any, written: Any, project: str = "sweeplab") -> str | None:
-    """Log the Pareto table, best-within-Δ, pivot and curves of a report to one W&B run.
-
-    Args:
-        summary: analysis.Summary of the report.
-        written: report.Written (its PNG files are logged as images).
-        project: W&B project.
-    Returns:
-        The `wandb sync` command when the run is offline, else None.
-    """
-    import wandb
-
-    from sweeplab.analysis import best_within
-    from sweeplab.tables import render
-
-    points = summary.points.assign(run_ids=[" ".join(r) for r in summary.points["run_ids"]])
-    best = best_within(summary).drop(columns="run_ids")
-    kwargs: dict[str, Any] = {}
-    if not os.environ.get("WANDB_DIR"):
-        kwargs["dir"] = str(written.html.parent)
-    run = wandb.init(
-        project=project,
-        job_type="report",
-        name=f"report-{written.html.stem}",
-        mode=wandb_mode(),
-        config={"delta": summary.delta, "groups": summary.groups, "costs": summary.costs},
-        **kwargs,
-    )
-    logged: dict[str, Any] = {
-        "pareto": wandb.Table(dataframe=points.astype({"run_ids": str})),
-        "best_within_delta": wandb.Table(dataframe=best),
-        "tables_markdown": wandb.Html(f"<pre>{html.escape(render(summary, 'md'))}</pre>"),
-    }
-    pruned = points[points["strategy"] != "dense"]
-    for key, sub in pruned.groupby(summary.groups, dropna=False, sort=True):
-        name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
-        curves = [line.sort_values("compression") for _, line in sub.groupby("series", sort=True)]
-        logged[f"acc_vs_compression/{name}"] = wandb.plot.line_series(
-            xs=[list(c["compression"]) for c in curves],
-            ys=[list(100 * c["acc"]) for c in curves],
-            keys=[str(c["series"].iloc[0]) for c in curves],
-            title=f"{name}: test accuracy % after finetune vs compression",
-            xname="compression",
-        )
-    for path in written.plots:
-        if path.suffix == ".png":
-            logged[f"plots/{path.stem}"] = wandb.Image(str(path))
-    run.log(logged)
-    run.summary.update(
-        {f"best/{r['series']}": r["compression"] for r in best.to_dict("records") if r["best"]}
-    )
-    hint = sync_hint(run)
-    run.finish()
-    print(f"wandb: report logged to project {project}" + (f"; upload with: {hint}" if hint else ""))
-    return hint

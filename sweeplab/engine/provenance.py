@@ -13,7 +13,7 @@ PACKAGES = ("sweeplab", "torch", "pytorch-lightning", "hydra-core", "numpy", "sc
 @cache
 def git_sha() -> str | None:
     """The commit of the sweeplab checkout, with '+dirty' when it has local changes."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

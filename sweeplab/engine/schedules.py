@@ -1,7 +1,7 @@
 """When pruning happens: one-shot, iterative rounds, gradual (Zhu & Gupta) or at initialization.
 
-A schedule drives `run` (sweeplab.pipeline.Run): it asks for masks, measures the pruned model,
-hands it to the recovery method, and records one result per round.
+A schedule drives `run` (sweeplab.engine.pipeline.Run): it asks for masks, measures the pruned
+model, hands it to the recovery method, and records one result per round.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
+from sweeplab.engine.train import StepCallback
 from sweeplab.errors import SweeplabError, check_fraction, check_positive
-from sweeplab.lit import StepCallback
 
 if TYPE_CHECKING:
-    from sweeplab.lit import LitClassifier
-    from sweeplab.pipeline import Run
+    from sweeplab.engine.pipeline import Run
+    from sweeplab.engine.train import LitClassifier
 
 
 class Schedule:

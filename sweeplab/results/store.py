@@ -1,8 +1,7 @@
-"""Run identity, atomic row files, and reading rows back (pandas only, never torch)."""
+"""Row files: atomic writes, temp-file reaping, reading and writing one row (never torch)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -13,55 +12,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sweeplab.errors import SweeplabError
-from sweeplab.row import SCHEMA_VERSION, ResultRow
+from sweeplab.results.row import SCHEMA_VERSION, ResultRow
 
 # `sweeplab reproduce` sets it; run.py appends each job's run id to the file it names.
 MANIFEST_ENV = "SWEEPLAB_MANIFEST"
-# Config sections that determine a run's result. Paths, loggers, launchers and hardware flags
-# (trainer) are left out, so moving results or switching loggers keeps every id.
-RUN_KEYS = ("data", "model", "train", "pruning", "schedule", "recovery", "finetune", "seed")
-DENSE_KEYS = ("data", "model", "train", "seed")
-# Keys inside those sections that are locations, not content.
-IGNORED_KEYS = frozenset({"root", "download"})
-
-
-def _canonical(value: Any) -> Any:
-    """Drop null values (a new option defaulting to null keeps old ids) and location keys."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): _canonical(v)
-            for k, v in sorted(value.items())
-            if v is not None and str(k) not in IGNORED_KEYS
-        }
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
-def content_id(config: Mapping[str, Any], keys: Iterable[str]) -> str:
-    """Short sha256 of the canonical JSON of config[keys].
-
-    Args:
-        config: the resolved config as plain containers.
-        keys: top-level sections that determine the result.
-    Returns:
-        12 hex characters.
-    """
-    subset = _canonical({k: config.get(k) for k in keys})
-    blob = json.dumps(subset, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def run_id(config: Mapping[str, Any]) -> str:
-    """Identity of a whole run: data, model, train, pruning, recovery and seed."""
-    return content_id(config, RUN_KEYS)
-
-
-def dense_id(config: Mapping[str, Any]) -> str:
-    """Identity of the dense model a run starts from: data, model, train and seed."""
-    return content_id(config, DENSE_KEYS)
-
-
 def runs_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "runs"
 
@@ -211,70 +165,3 @@ def collect(results_dir: str | Path):  # -> pandas.DataFrame
     import pandas as pd
 
     return pd.DataFrame(iter_rows(results_dir))
-
-
-# Objectives a search (conf/hparams_search) may name besides the row's numeric columns.
-DERIVED_OBJECTIVES = ("sparsity_within_drop",)
-
-
-def _numeric_columns() -> list[str]:
-    from dataclasses import fields
-
-    numeric = (f for f in fields(ResultRow) if str(f.type).split(" |")[0] in ("float", "int"))
-    return [f.name for f in numeric if f.name not in ("seed", "round", "schema_version")]
-
-
-def check_objectives(names: Iterable[str]) -> list[str]:
-    """Return the objective names as a list, or raise SweeplabError naming an unknown one.
-
-    Args:
-        names: `search.objectives`: numeric row columns or derived objectives.
-    Returns:
-        The names, in order.
-    """
-    known = [*_numeric_columns(), *DERIVED_OBJECTIVES]
-    names = [str(n) for n in names]
-    for name in names:
-        if name not in known:
-            raise SweeplabError(
-                f"search.objectives names {name!r}, which is not a numeric row column; "
-                f"choose from: {', '.join(known)}"
-            )
-    return names
-
-
-def objective_values(row: Mapping[str, Any], names: Iterable[str], max_drop: float) -> list[float]:
-    """The values of one finished row that a search optimizes (Optuna's objective values).
-
-    `sparsity_within_drop` is the achieved sparsity when the recovered model is at most
-    max_drop below dense on the validation split, else minus that drop: any run within the
-    budget beats any run outside it, and closer misses rank higher.
-
-    Args:
-        row: an ok row.
-        names: objective names (see check_objectives).
-        max_drop: allowed validation-accuracy drop as a fraction (0.01 = 1 point).
-    Returns:
-        One float per name.
-    """
-    values = []
-    for name in check_objectives(names):
-        if name == "sparsity_within_drop":
-            drop = float(row["acc_dense_val"]) - float(row["acc_finetuned_val"])
-            value = row["sparsity_achieved"] if drop <= max_drop else -drop
-        else:
-            value = row.get(name)
-        if value is None:
-            raise SweeplabError(
-                f"run {row.get('run_id')} has no value for objective {name!r}; "
-                "choose a column its schedule and recovery fill in"
-            )
-        values.append(float(value))
-    return values
-
-
-def objectives(
-    results_dir: str | Path, rid: str, names: Iterable[str], max_drop: float
-) -> list[float]:
-    """Objective values of a finished run, read back from its row (also for skipped runs)."""
-    return objective_values(read_row(row_path(results_dir, rid)), names, max_drop)

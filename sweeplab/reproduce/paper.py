@@ -18,8 +18,15 @@ import numpy as np
 import pandas as pd
 
 from sweeplab.errors import SweeplabError
-from sweeplab.expr import FUNCTIONS, check_rule, evaluate, expression_names, fmt, is_number
-from sweeplab.row import ResultRow
+from sweeplab.reproduce.rules import (
+    FUNCTIONS,
+    check_rule,
+    evaluate,
+    expression_names,
+    fmt,
+    is_number,
+)
+from sweeplab.results.row import ResultRow
 
 TIERS = ("cpu", "gpu")
 AGGS = ("mean", "median", "min", "max", "std", "count", "last")

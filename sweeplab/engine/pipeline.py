@@ -1,6 +1,6 @@
 """One run, top to bottom: data, dense (cached), prune on a schedule, recover, measure.
 
-The schedule (sweeplab.pruning.schedules) and the recovery (sweeplab.recovery) act on a `Run`:
+The schedule (sweeplab.engine.schedules) and the recovery (sweeplab.engine.recovery) act on a `Run`:
 the run's data, model and dense reference, plus the few operations they share.
 """
 
@@ -17,10 +17,12 @@ from filelock import FileLock
 from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
-from sweeplab import metrics
-from sweeplab.cache import checkpoint_path, get_or_train, load_state, save_state
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.lit import LitClassifier, StepCallback, TrainConfig, fit
+from sweeplab.engine import measure as metrics
+from sweeplab.engine.cache import checkpoint_path, get_or_train, load_state, save_state
+from sweeplab.engine.recovery import Recovery
+from sweeplab.engine.schedules import Schedule
+from sweeplab.engine.train import LitClassifier, StepCallback, TrainConfig, fit
 from sweeplab.pruning.base import Pruner
 from sweeplab.pruning.masks import (
     apply_masks,
@@ -30,8 +32,6 @@ from sweeplab.pruning.masks import (
     remove_masks,
     sparsity_of,
 )
-from sweeplab.pruning.schedules import Schedule
-from sweeplab.recovery import Recovery
 
 
 @dataclass
@@ -254,14 +254,14 @@ class Run:
         final: bool = True,
     ) -> None:
         """Measure the recovered model (masks still attached) as one result."""
-        from sweeplab import costs
+        from sweeplab.engine import costs
 
         with self.timed("measure"):
             test, val = self.evaluate()
             dense = self.dense_model()
             total, nonzero = metrics.params_total(self.model), metrics.params_nonzero(self.model)
             if self.structured:
-                from sweeplab.pruning.channels import layer_removed, removed_fraction
+                from sweeplab.pruning.structured.groups import layer_removed, removed_fraction
 
                 achieved, layers = (
                     removed_fraction(dense, self.model),

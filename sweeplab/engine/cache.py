@@ -19,7 +19,7 @@ from filelock import FileLock
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError
-from sweeplab.store import atomic_write
+from sweeplab.results.store import atomic_write
 
 # 2: adds the sha256 of the tensors. Older checkpoints are retrained once.
 FORMAT = 2

@@ -2,7 +2,7 @@
 
 Rows keep results, not models. A CPU run is bitwise repeatable (tests/test_sweep.py), and the
 dense model comes from the cache, so the model is rebuilt by running the row's own config once
-more, checked against the row, and then written by sweeplab.export.
+more, checked against the row, and then written by sweeplab.engine.export.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sweeplab import store
 from sweeplab.errors import SweeplabError
+from sweeplab.results import store
 
 
 def export_run(results_dir: str | Path, run_id: str, out: str | Path) -> Path:
@@ -25,9 +25,9 @@ def export_run(results_dir: str | Path, run_id: str, out: str | Path) -> Path:
     Returns:
         The export folder.
     """
-    from sweeplab.export import export_model
-    from sweeplab.pipeline import run
-    from sweeplab.run import build_spec
+    from sweeplab.engine.export import export_model
+    from sweeplab.engine.pipeline import run
+    from sweeplab.engine.task import build_spec
 
     path = store.row_path(results_dir, run_id)
     if not path.exists():

@@ -17,12 +17,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import interrupts, store
+from sweeplab.configs import CONF
+from sweeplab.engine import interrupts
+from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.errors import SweeplabError, check_positive
-from sweeplab.provenance import git_sha, versions
-from sweeplab.row import ResultRow
+from sweeplab.results import identity, objectives, store
+from sweeplab.results.row import ResultRow
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(CONF)
 
 
 def _choice(group: str, default: str) -> str:
@@ -63,7 +65,7 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
 
 def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     """Instantiate and check every part of the run; raises SweeplabError on bad input."""
-    from sweeplab.pipeline import RunSpec
+    from sweeplab.engine.pipeline import RunSpec
 
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise SweeplabError(f"seed={cfg.seed!r} is not an integer; use e.g. seed=0")
@@ -84,7 +86,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
                 f"recovery={recovery.name} resets weights of the dense architecture; with "
                 f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
             )
-    from sweeplab.lit import TrainConfig
+    from sweeplab.engine.train import TrainConfig
 
     def section(name: str) -> dict:
         return OmegaConf.to_container(cfg[name], resolve=True)
@@ -98,7 +100,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     if threads is not None:
         check_positive("trainer.threads", threads, integer=True)
     elif HydraConfig.initialized():
-        from sweeplab.resources import threads_per_worker
+        from sweeplab.engine.resources import threads_per_worker
 
         # Parallel runs share the cores (a joblib worker gets cores // n_jobs, a submitit job
         # its cpus_per_task): runs that each use every core are slower than serial ones.
@@ -154,7 +156,7 @@ def _note_in_manifest(rid: str) -> None:
 def execute(cfg: DictConfig) -> ResultRow | None:
     """Run one composed config; returns its row, or None when it was already finished."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    rid, did = store.run_id(resolved), store.dense_id(resolved)
+    rid, did = identity.run_id(resolved), identity.dense_id(resolved)
     results_dir = cfg.paths.results_dir
     labels = _labels(cfg, rid, did)
     _note_in_manifest(rid)
@@ -166,7 +168,7 @@ def execute(cfg: DictConfig) -> ResultRow | None:
 
     import torch
 
-    from sweeplab.pipeline import run
+    from sweeplab.engine.pipeline import run
 
     print(f"run  {rid}: {_describe(labels)}", flush=True)
     common = dict(
@@ -207,7 +209,7 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         raise
     except Exception as e:
         if interrupts.caused_by_interrupt(e):
-            # Ctrl-C that library code turned into another error (see sweeplab.interrupts):
+            # Ctrl-C that library code turned into another error (see sweeplab.engine.interrupts):
             # the user's interrupt, not the run's failure, so no failed row and no traceback.
             raise KeyboardInterrupt from None
         row = ResultRow(status="failed", error=f"{type(e).__name__}: {e}", **common)
@@ -216,7 +218,7 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         raise
     row = written[-1]
     if spec.logger is not None:
-        from sweeplab.loggers import log_result
+        from sweeplab.engine.loggers import log_result
 
         log_result(spec.logger, row)
     return row
@@ -273,11 +275,11 @@ def main(cfg: DictConfig) -> str | float | list[float]:
 def _task(cfg: DictConfig) -> str | float | list[float]:
     search = cfg.get("search")
     if search:
-        store.check_objectives(search.objectives)
+        objectives.check_objectives(search.objectives)
     row = execute(cfg)
     if search:
-        rid = store.run_id(OmegaConf.to_container(cfg, resolve=True))
-        values = store.objectives(
+        rid = identity.run_id(OmegaConf.to_container(cfg, resolve=True))
+        values = objectives.objectives(
             cfg.paths.results_dir, rid, search.objectives, float(search.max_drop)
         )
         return values[0] if len(values) == 1 else values  # Optuna: a float for one

@@ -165,7 +165,7 @@ def sparse_encodings(model: nn.Module) -> dict[str, Encoding]:
 
 
 def size_sparse_bytes(model: nn.Module) -> int:
-    """Bytes of the sparse encoding a user would ship (sweeplab.export writes exactly this)."""
+    """Bytes of the sparse encoding a user would ship (engine.export writes exactly this)."""
     return sum(e.nbytes for e in sparse_encodings(model).values())
 
 

@@ -1,11 +1,11 @@
 """Structured pruning criteria: remove whole channels or neurons, physically.
 
 Channel criteria score every channel of every group of coupled channels
-(sweeplab.pruning.channels); the scope decides how many each group loses:
+(sweeplab.pruning.structured.groups); the scope decides how many each group loses:
 layer: round(ratio * channels) in each group (per-group overrides in layer_ratio);
 global: round(ratio * all channels) overall, lowest scores first, every group keeping >= 1.
 The result is a smaller dense model, finetuned like any other. Whole residual blocks:
-sweeplab.pruning.blocks.
+sweeplab.pruning.structured.blocks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction
-from sweeplab.pruning.channels import (
+from sweeplab.pruning.structured.groups import (
     BN_TYPES,
     ROOT_TYPES,
     WEIGHT_TYPES,
@@ -348,7 +348,7 @@ def _require_batch_norm(model: nn.Module) -> None:
 class BNScale(ChannelPruner):
     """Network slimming (Liu et al. 2017): |gamma| of the channel's batch norm.
 
-    Train the dense model with `train.bn_l1` (sweeplab.lit.bn_l1_penalty) in the loss so
+    Train the dense model with `train.bn_l1` (sweeplab.engine.train.bn_l1_penalty) in the loss so
     unneeded scales go to zero; rank
     globally with raw scores (normalize: none), as in the paper. Groups without a batch norm
     (e.g. a plain Linear layer) are left alone.

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeplab import store
+from sweeplab.results import identity
+from sweeplab.results import store
 from sweeplab.errors import SweeplabError
 
 GROUP = ["data", "model"]
@@ -43,7 +44,7 @@ _NOT_SERIES = ("pruning.name", "pruning.sparsity", "data.name", "model.name")
 _NUMERIC = ("round", "sparsity_requested", "sparsity_achieved", "params_total", "params_nonzero",
             "compression", "acc_dense_test", "acc_pruned_test", "acc_finetuned_test",
             "speedup_measured", *(c for pair in COSTS.values() for c in pair))  # fmt: skip
-_DENSE_SECTIONS = tuple(f"{k}." for k in store.DENSE_KEYS)
+_DENSE_SECTIONS = tuple(f"{k}." for k in identity.DENSE_KEYS)
 
 
 def pareto_front(cost: Sequence[float], gain: Sequence[float]) -> np.ndarray:
@@ -126,7 +127,7 @@ def _series_keys(ok: pd.DataFrame, groups: list[str], within: list[str], dense: 
         if c not in groups
         and c not in _NOT_SERIES
         and (c in _LABEL_COLUMNS if "." not in c else not c.startswith("trainer."))
-        and c.rsplit(".", 1)[-1] not in store.IGNORED_KEYS
+        and c.rsplit(".", 1)[-1] not in identity.IGNORED_KEYS
         and (not dense or c.startswith(_DENSE_SECTIONS))
     ]
     if not candidates:

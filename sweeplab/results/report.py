@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from sweeplab import store
-from sweeplab.analysis import Summary
+from sweeplab.results import store
+from sweeplab.results.analysis import Summary
 from sweeplab.errors import SweeplabError
-from sweeplab.tables import Table, blocks
+from sweeplab.results.tables import Table, blocks
 
 
 @dataclass
@@ -99,7 +99,7 @@ def pick_layer_run(summary: Summary, rows: pd.DataFrame, run_id: str | None) -> 
 def payload(summary: Summary, rows: pd.DataFrame, results_dir: str | Path, title: str,
             layer_run: str | None) -> dict[str, Any]:  # fmt: skip
     """The data the page's script draws from (plain JSON-ready containers)."""
-    from sweeplab.plots import colors
+    from sweeplab.results.plots import colors
 
     pts = summary.points
     groups = list(pts.groupby(summary.groups, dropna=False, sort=True).groups)
@@ -231,7 +231,7 @@ def write_report(
     plot_dir = html_path.parent / f"{html_path.stem}_plots"
     files: list[Path] = []
     if plots:
-        from sweeplab.plots import write_plots
+        from sweeplab.results.plots import write_plots
 
         run = next((r for r in data["runs"] if r["id"] == chosen), None)
         layer_row = run and {
@@ -249,13 +249,13 @@ def write_report(
 
 
 def asset(name: str) -> str:
-    """The text of a file in sweeplab/report_assets/ (package data), inlined into every page.
+    """The text of a file in sweeplab/results/report_assets/ (package data), inlined into every page.
 
     report.css styles the page; report.js is its script: vanilla ES2017, no dependencies. The
     script records what it drew (series per chart) and any error in <body> data attributes,
     which the end-to-end test reads from the DOM.
     """
-    path = importlib.resources.files("sweeplab") / "report_assets" / name
+    path = importlib.resources.files("sweeplab.results") / "report_assets" / name
     return path.read_text(encoding="utf-8")
 
 

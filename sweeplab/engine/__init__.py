@@ -1,0 +1,1 @@
+"""One run: the Hydra task, the pipeline, training, schedules, recoveries, measurement."""

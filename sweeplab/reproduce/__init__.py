@@ -1,0 +1,1 @@
+"""`sweeplab reproduce`: paper blocks (schema, values, rules), command, rendered table."""
