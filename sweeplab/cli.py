@@ -51,7 +51,7 @@ def _run(overrides: list[str]) -> int:
 
 def _rows(args: argparse.Namespace) -> pd.DataFrame:
     """The rows of args.results_dir, filtered by --where; raises when none are left."""
-    from sweeplab.results.analysis import filter_rows
+    from sweeplab.results.filters import filter_rows
     from sweeplab.results.rows import load_rows
 
     df = load_rows(args.results_dir)

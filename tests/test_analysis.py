@@ -16,7 +16,8 @@ import pytest
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.results import identity, store
-from sweeplab.results.analysis import best_within, filter_rows, pareto_front, pivot_cells, summarize
+from sweeplab.results.analysis import best_within, pareto_front, pivot_cells, summarize
+from sweeplab.results.filters import filter_rows
 from sweeplab.results.row import ResultRow
 from sweeplab.results.rows import INDEX_FILE, load_rows
 from sweeplab.results.tables import latex_escape, render

@@ -17,6 +17,7 @@ import pandas as pd
 from sweeplab.results import identity
 from sweeplab.results import store
 from sweeplab.errors import SweeplabError
+from sweeplab.results.filters import columns_hint
 
 GROUP = ["data", "model"]
 DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own dense model
@@ -61,50 +62,6 @@ def pareto_front(cost: Sequence[float], gain: Sequence[float]) -> np.ndarray:
     ge = g[None, :] >= g[:, None]
     strict = (c[None, :] < c[:, None]) | (g[None, :] > g[:, None])
     return ~(le & ge & strict).any(axis=1)
-
-
-def _values(column: pd.Series, limit: int = 10) -> str:
-    values = sorted({str(v) for v in column.dropna().unique()})
-    more = f", ... ({len(values)} in all)" if len(values) > limit else ""
-    return ", ".join(values[:limit]) + more if values else "no values"
-
-
-def _columns_hint(df: pd.DataFrame) -> str:
-    fields = sorted(c for c in df.columns if "." not in c)
-    return f"choose from {', '.join(fields)}, or a config key such as train.lr"
-
-
-def _matches(column: pd.Series, wanted: list[str]) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column):
-        try:
-            # Numeric columns compare as numbers: seed=1 matches 1 and 1.0 alike.
-            return column.isin([float(v) for v in wanted])
-        except ValueError:
-            pass
-    return column.astype(str).isin(wanted)
-
-
-def filter_rows(df: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
-    """Keep rows matching every `key=value` (value may be a comma list: strategy=a,b).
-
-    Args:
-        df: rows from load_rows (config keys are dotted columns: train.lr=0.1 works).
-        where: clauses; all must hold.
-    Returns:
-        The matching rows; raises SweeplabError naming the clause that matches nothing.
-    """
-    for clause in where:
-        key, sep, value = clause.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise SweeplabError(f"--where {clause!r} is not key=value; e.g. --where data=mnist")
-        if key not in df.columns:
-            raise SweeplabError(f"--where {key}: no such column; {_columns_hint(df)}")
-        kept = df[_matches(df[key], value.split(","))]
-        if kept.empty and not df.empty:
-            raise SweeplabError(f"--where {clause} matches no run; {key} has: {_values(df[key])}")
-        df = kept
-    return df
 
 
 @dataclass
@@ -214,7 +171,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     groups = [*GROUP, *(b for b in by if b not in GROUP)]
     for key in groups:
         if key not in df.columns:
-            raise SweeplabError(f"--by {key}: no such column; {_columns_hint(df)}")
+            raise SweeplabError(f"--by {key}: no such column; {columns_hint(df)}")
     if not delta >= 0:
         raise SweeplabError(f"--delta {delta} must be >= 0 (accuracy points), e.g. --delta 1")
     ok = df[df["status"] == "ok"].copy()
