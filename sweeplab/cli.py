@@ -264,7 +264,7 @@ _REPRODUCE_FLAGS = {"--list": "list", "--no-run": "no_run", "--smoke": "smoke"}
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from sweeplab.reproduce.command import command as reproduce
+    from sweeplab.reproduce import command as reproduce
 
     overrides = []
     for arg in args.overrides:  # flags after NAME land here (Hydra overrides never start --)

@@ -85,7 +85,7 @@ def test_orphan_temps_of_dead_writers_on_this_host_are_removed(tmp_path: Path) -
     # A writer that dies inside atomic_write_text (before its rename) leaves a temp file the
     # cleanup recognizes.
     die = (
-        "import os, sys; from sweeplab import store; os.replace = lambda *a: os._exit(9); "
+        "import os, sys; from sweeplab.results import store; os.replace = lambda *a: os._exit(9); "
         "store.atomic_write_text(__import__('pathlib').Path(sys.argv[1]) / 'e.json', '{}')"
     )
     assert subprocess.run([sys.executable, "-c", die, str(tmp_path)], check=False).returncode == 9
@@ -93,7 +93,7 @@ def test_orphan_temps_of_dead_writers_on_this_host_are_removed(tmp_path: Path) -
     assert store.remove_orphan_temps(tmp_path) == 1 and not list(tmp_path.glob(".e.json.*"))
     # So does one that dies saving a dense checkpoint, in a folder below (cache/dense).
     die = (
-        "import os, sys, torch; from pathlib import Path; from sweeplab import cache; "
+        "import os, sys, torch; from pathlib import Path; from sweeplab.engine import cache; "
         "os.replace = lambda *a: os._exit(9); "
         "cache.save_state(Path(sys.argv[1]), {'w': torch.ones(3)})"
     )
