@@ -62,10 +62,7 @@ def make_row(data: str, model: str, strategy: str, s: float, epochs: int, seed: 
     total = 266_610
     nonzero = int(total * (1 - s)) + 400
     rid = identity.run_id(config)
-    return ResultRow(
-        run_id=rid, dense_id=identity.dense_id(config), experiment="bench", status="ok",
-        data=data, model=model, strategy=strategy, scope=config["pruning"]["scope"],
-        schedule="oneshot", recovery="finetune", seed=seed, sparsity_requested=s,
+    metrics = dict(
         sparsity_achieved=s, params_total=total, params_prunable=total - 400,
         params_nonzero=nonzero, compression=total / nonzero, acc_dense_test=dense_acc,
         acc_dense_val=dense_acc, acc_pruned_test=acc - 0.05, acc_pruned_val=acc - 0.05,
@@ -75,9 +72,16 @@ def make_row(data: str, model: str, strategy: str, s: float, epochs: int, seed: 
         size_sparse_bytes=nonzero * 6, size_bytes=nonzero * 6, latency_b1_dense_ms=0.05,
         latency_b1_ms=0.05, latency_b64_dense_ms=0.4, latency_b64_ms=0.4,
         speedup_theoretical=2.7e5 / (2.7e5 * (1 - s) + 500), speedup_measured=1.0,
+        dense_source="cache", granularity="weight",
+    )  # fmt: skip
+    return ResultRow(
+        run_id=rid, dense_id=identity.dense_id(config), experiment="bench", status="ok",
+        data=data, model=model, strategy=strategy, scope=config["pruning"]["scope"],
+        schedule="oneshot", recovery="finetune", seed=seed, sparsity_requested=s,
+        metrics=metrics,
         seconds={"data": 0.5, "dense": 0.01, "prune": 0.02, "finetune": 3.1, "measure": 0.2},
-        dense_source="cache", config=config, git_sha="0" * 40,
-        versions={"torch": "2.13.0", "sweeplab": "0.1.0"}, created_at="2026-01-01T00:00:00+00:00",
+        config=config, git_sha="0" * 40, versions={"torch": "2.13.0", "sweeplab": "0.1.0"},
+        created_at="2026-01-01T00:00:00+00:00", threads=1,
     )  # fmt: skip
 
 
@@ -94,7 +98,7 @@ def write_rows(results: Path, n: int) -> int:
                         if count == n:
                             return count
                         row = make_row(data, model, strategy, s, epochs, seed)
-                        text = json.dumps(row.to_dict(), indent=1, sort_keys=True, default=str)
+                        text = json.dumps(row.to_record(), indent=1, sort_keys=True, default=str)
                         store.row_path(results, row.run_id).write_text(text)
                         count += 1
     return count

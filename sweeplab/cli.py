@@ -88,18 +88,18 @@ def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
 def _report_threads(rows: pd.DataFrame) -> None:
     """Say when the finished rows trained at different torch thread counts: the same run id
     can differ across them (float summation order), so such a table mixes two measurements."""
-    from sweeplab.reproduce.paper import thread_counts
+    from sweeplab.results.format import thread_counts
 
     if "threads" not in rows:
         return
     known = rows.loc[rows["status"] == "ok", "threads"].dropna()
     if known.nunique() > 1:
-        note = thread_counts({"threads": int(t)} for t in known)
+        note = thread_counts(known)
         print(f"\nnote: torch threads of these rows: {note} (row field threads)", file=sys.stderr)
 
 
 def _table(args: argparse.Namespace) -> int:
-    from sweeplab.results.tables import render
+    from sweeplab.results.render import render
 
     rows = _rows(args)
     summary = _summary(args, rows)

@@ -16,11 +16,12 @@ import pytest
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.results import identity, store
-from sweeplab.results.analysis import best_within, pareto_front, pivot_cells, summarize
+from sweeplab.results.analysis import best_within, pivot_cells, summarize
 from sweeplab.results.filters import filter_rows
+from sweeplab.results.pareto import pareto_front
+from sweeplab.results.render import latex_escape, render
 from sweeplab.results.row import ResultRow
 from sweeplab.results.rows import INDEX_FILE, load_rows
-from sweeplab.results.tables import latex_escape, render
 
 
 def test_pareto_front() -> None:
@@ -49,16 +50,19 @@ def make_row(
     fin = dense_acc - loss if acc is None else acc
     total, prunable = 10_000, 9_800
     nonzero = total - round(prunable * s)
-    return ResultRow(
-        run_id=identity.run_id(config), dense_id=identity.dense_id(config), experiment="t",
-        status="ok", data=data, model="mlp", strategy=strategy, scope="global",
-        schedule="oneshot", recovery="finetune", seed=seed, sparsity_requested=s,
+    metrics = dict(
         sparsity_achieved=s, params_total=total, params_prunable=prunable,
         params_nonzero=nonzero, compression=total / nonzero, acc_dense_test=dense_acc,
         acc_pruned_test=fin - 0.1, acc_finetuned_test=fin,
         layer_sparsity={"net.1.weight": s * 0.9, "net.3.weight": min(0.99, s * 1.1)},
-        flops_dense=2e4 if flops else None, flops=2e4 * (1 - s) + 200 if flops else None,
-        config=config,
+    )  # fmt: skip
+    if flops:
+        metrics.update(flops_dense=2e4, flops=2e4 * (1 - s) + 200)
+    return ResultRow(
+        run_id=identity.run_id(config), dense_id=identity.dense_id(config), experiment="t",
+        status="ok", data=data, model="mlp", strategy=strategy, scope="global",
+        schedule="oneshot", recovery="finetune", seed=seed, sparsity_requested=s,
+        metrics=metrics, config=config,
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Rows: atomic files, schema guard, failed runs retried, collect into pandas."""
+"""Rows: atomic files, schema guard, failed runs retried, flat reads, objectives."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from sweeplab.errors import SweeplabError
 from sweeplab.results import objectives, store
 from sweeplab.results.row import SCHEMA_VERSION, ResultRow
+from sweeplab.results.rows import load_rows
 
 
 def row(rid: str = "abc", status: str = "ok", **kw) -> ResultRow:
@@ -50,17 +51,28 @@ def test_unwritable_results_dir_is_named(tmp_path: Path) -> None:
         store.write_row(blocker, row())
 
 
-def test_collect_reads_every_row(tmp_path: Path) -> None:
+def test_load_rows_reads_every_row(tmp_path: Path) -> None:
     for i in range(3):
         store.write_row(tmp_path, row(rid=f"r{i}", seed=i))
-    df = store.collect(tmp_path)
+    df = load_rows(tmp_path)
     assert sorted(df["seed"]) == [0, 1, 2] and set(df["status"]) == {"ok"}
     with pytest.raises(SweeplabError, match="no runs/ folder"):
-        store.collect(tmp_path / "empty")
+        load_rows(tmp_path / "empty")
+
+
+def test_file_nests_metrics_and_read_row_is_flat(tmp_path: Path) -> None:
+    path = store.write_row(tmp_path, row(metrics={"compression": 4.0}, seconds={"prune": 0.1}))
+    on_disk = json.loads(path.read_text())
+    assert on_disk["metrics"] == {"compression": 4.0} and "compression" not in on_disk
+    flat = store.read_row(path)
+    assert flat["compression"] == 4.0 and flat["strategy"] == "random" and "metrics" not in flat
+    assert flat == row(metrics={"compression": 4.0}, seconds={"prune": 0.1}).to_dict()
 
 
 def test_objectives_read_back_from_the_row(tmp_path: Path) -> None:
-    done = row(sparsity_achieved=0.9, compression=8.5, acc_dense_val=0.95, acc_finetuned_val=0.945)
+    metrics = dict(sparsity_achieved=0.9, compression=8.5, acc_dense_val=0.95,
+                   acc_finetuned_val=0.945, my_metric=3)  # fmt: skip
+    done = row(metrics=metrics)
     store.write_row(tmp_path, done)
     values = objectives.objectives(tmp_path, "abc", ["acc_finetuned_val", "compression"], 0.01)
     assert values == [0.945, 8.5]
@@ -69,10 +81,14 @@ def test_objectives_read_back_from_the_row(tmp_path: Path) -> None:
     assert objectives.objectives(tmp_path, "abc", ["sparsity_within_drop"], 0.001) == [
         pytest.approx(-0.005)
     ]
-    with pytest.raises(SweeplabError, match="names 'accuracy', which is not a numeric row"):
-        objectives.check_objectives(["accuracy"])
-    with pytest.raises(SweeplabError, match="has no value for objective 'flops'"):
+    # Any numeric metric is an objective, a new one included; core labels are not.
+    assert objectives.objectives(tmp_path, "abc", ["my_metric"], 0.01) == [3.0]
+    with pytest.raises(SweeplabError, match="names 'strategy', which is not a numeric row"):
+        objectives.check_objectives(["strategy"])
+    with pytest.raises(SweeplabError, match="no numeric value for objective 'flops'; choose"):
         objectives.objective_values(done.to_dict(), ["flops"], 0.01)
+    # The file form (metrics nested) reads the same as the flat one.
+    assert objectives.objective_values(done.to_record(), ["compression"], 0.01) == [8.5]
 
 
 def test_a_torn_row_is_named_and_its_run_redone(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import FAST, rows_in, sweeplab
+from sweeplab.results import store
 from sweeplab.results.wandb import wandb_mode
 from test_analysis import write_rows
 
@@ -98,7 +99,7 @@ def test_sweep_with_wandb_logger_writes_offline_runs_holding_the_row(tmp_path: P
             "pruning.sparsity=0.5", *FAST, f"paths.results_dir={res}"]  # fmt: skip
     proc = sweeplab(args, cwd=tmp_path, env=wandb_env(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {p.stem: json.loads(p.read_text()) for p in rows_in(res)}
+    rows = {p.stem: store.read_row(p) for p in rows_in(res)}  # flat: metrics beside the core
     files = sorted((res / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(rows) == 2 and len(files) == 2
     assert proc.stdout.count("upload it with: wandb sync ") == 2

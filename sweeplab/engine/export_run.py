@@ -32,7 +32,7 @@ def export_run(results_dir: str | Path, run_id: str, out: str | Path) -> Path:
     path = store.row_path(results_dir, run_id)
     if not path.exists():
         raise SweeplabError(f"no row {path}; pass a run_id from `sweeplab table --view points`")
-    row = store.read_row(path)
+    row = store.read_row(path)  # flat: metrics beside the core, for any schema version
     if row.get("status") != "ok" or row.get("run_id") != run_id:
         raise SweeplabError(f"run {run_id} did not finish ok ({row.get('error')}); re-run it first")
     if Path(out).exists():

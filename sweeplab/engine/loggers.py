@@ -83,7 +83,7 @@ def _wandb_result(logger: Any, row: Any) -> None:
     from sweeplab.results.rows import flatten_config
 
     run = logger.experiment
-    data = row.to_dict()
+    data = row.to_dict()  # flat: core fields and metrics side by side
     config = data.pop("config") or {}
     run.config.update(
         {k: v for k, v in flatten_config(config).items() if k != "logger"},
@@ -92,8 +92,9 @@ def _wandb_result(logger: Any, row: Any) -> None:
     tags = {str(t)[:_TAG_MAX] for t in (row.strategy, row.schedule, row.recovery) if t}
     run.tags = tuple(sorted(set(run.tags or ()) | tags))
     run.summary.update(data)
+    layer_sparsity = row.metrics.get("layer_sparsity") or {}
     layers = wandb.Table(
-        columns=["layer", "sparsity"], data=[[k, v] for k, v in row.layer_sparsity.items()]
+        columns=["layer", "sparsity"], data=[[k, v] for k, v in layer_sparsity.items()]
     )
     run.log(
         {
@@ -111,7 +112,7 @@ def log_result(logger: Any, row: Any) -> None:
 
     Args:
         logger: the run's Lightning logger (CSVLogger, WandbLogger, ...).
-        row: the run's ResultRow.
+        row: the run's ResultRow; its numeric fields and metrics are logged as result/<name>.
     """
     numbers = {
         k: float(v)

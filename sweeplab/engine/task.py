@@ -22,6 +22,7 @@ from sweeplab.engine import interrupts
 from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.results import identity, objectives, store
+from sweeplab.results.format import fraction, num
 from sweeplab.results.row import ResultRow
 
 CONF_DIR = str(CONF)
@@ -185,20 +186,20 @@ def execute(cfg: DictConfig) -> ResultRow | None:
         # One row per result, on disk as soon as it exists. An iterative run's earlier rounds
         # get ids <run_id>-r<k>; its final result is the run's own row, the one `finished`
         # looks for, so a run killed mid-way is redone whole.
-        labels_i = dict(common)
-        labels_i["run_id"] = rid if result.final else f"{rid}-r{result.round}"
+        core = dict(common)
+        core["run_id"] = rid if result.final else f"{rid}-r{result.round}"
         if result.requested is not None:
-            labels_i["sparsity_requested"] = result.requested
-        row = ResultRow(
-            status="ok", seconds=result.seconds, round=result.round,
-            **dense, **result.values, **labels_i,
-        )  # fmt: skip
+            core["sparsity_requested"] = result.requested
+        metrics = {**dense, **result.values}
+        row = ResultRow(**core, round=result.round, seconds=result.seconds, metrics=metrics)
         path = store.write_row(results_dir, row)
         written.append(row)
+        m = row.metrics
         print(
-            f"done {row.run_id}: test acc dense {row.acc_dense_test:.4f} -> pruned "
-            f"{_pct(row.acc_pruned_test)} -> recovered {row.acc_finetuned_test:.4f}, "
-            f"sparsity {row.sparsity_achieved:.4f}, {row.compression:.1f}x ({path})",
+            f"done {row.run_id}: test acc dense {fraction(m.get('acc_dense_test'))} -> pruned "
+            f"{fraction(m.get('acc_pruned_test'))} -> recovered "
+            f"{fraction(m.get('acc_finetuned_test'))}, sparsity "
+            f"{fraction(m.get('sparsity_achieved'))}, {num(m.get('compression'), '.1f')}x ({path})",
             flush=True,
         )
 
@@ -222,10 +223,6 @@ def execute(cfg: DictConfig) -> ResultRow | None:
 
         log_result(spec.logger, row)
     return row
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _describe(labels: dict[str, Any]) -> str:

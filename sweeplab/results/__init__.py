@@ -1,4 +1,6 @@
-"""Reading results: row identity and files, one row reader, aggregates, tables, plots, report.
+"""Reading results. row (core + open metrics) and store (one row file), identity (run ids),
+rows (the one reader: load_rows -> DataFrame), filters (--where), analysis (summarize), pareto,
+series, tables and render (text), format (cells), plots, report, objectives, wandb.
 
 No module here imports torch or Lightning at module level.
 """

@@ -1,67 +1,35 @@
-"""Aggregates derived from long-format rows: filters, seed statistics, Pareto fronts, best within Δ.
+"""Aggregates derived from rows: seed statistics per point, dense baselines, fronts, best within Δ.
 
-Rows come from rowindex.load_rows; tables.py formats what summarize returns. pandas only:
+Rows come from rows.load_rows; tables.py formats what summarize returns. pandas only:
 `sweeplab table` never imports torch or Lightning.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sweeplab.results import identity
-from sweeplab.results import store
 from sweeplab.errors import SweeplabError
 from sweeplab.results.filters import columns_hint
+from sweeplab.results.pareto import COSTS, FRONT, mark_best, mark_fronts
+from sweeplab.results.series import LABEL_COLUMNS, labels, natural_rank, series_keys
 
 GROUP = ["data", "model"]
 DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own dense model
-# Costs a Pareto front can be taken against: name -> (pruned column, dense column).
-COSTS = {
-    "params": ("params_nonzero", "params_total"),
-    "flops": ("flops", "flops_dense"),
-    "latency": ("latency_b1_ms", "latency_b1_dense_ms"),
-    "size": ("size_bytes", "size_dense_bytes"),
-}
-FRONT = {"params": "pareto", "flops": "pareto_flops", "latency": "pareto_latency",
-         "size": "pareto_size"}  # fmt: skip
 # Column order of the points table (and so of CSV/JSON output) after the group columns; the
 # Pareto flags of the measured costs go before "best".
 POINT_COLUMNS = ["series", "strategy", "scope", "schedule", "recovery", "sparsity_requested",
                  "round", "sparsity", "compression", "nonzero", "flops", "speedup", "latency",
                  "speedup_measured", "size", "acc_pruned", "acc_pruned_std", "acc", "acc_std",
                  "n", "acc_dense", "drop", "drop_std", "best", "run_ids"]  # fmt: skip
-
-
-# Row columns a series label may carry when they vary within one strategy.
-_LABEL_COLUMNS = ("scope", "schedule", "recovery", "granularity")
-# Config keys that never split a series: the point's own coordinates, or not part of identity.
-_NOT_SERIES = ("pruning.name", "pruning.sparsity", "data.name", "model.name")
+# Metrics the aggregates read: a row may lack any of them (not measured), or hold only nulls.
 _NUMERIC = ("round", "sparsity_requested", "sparsity_achieved", "params_total", "params_nonzero",
             "compression", "acc_dense_test", "acc_pruned_test", "acc_finetuned_test",
             "speedup_measured", *(c for pair in COSTS.values() for c in pair))  # fmt: skip
-_DENSE_SECTIONS = tuple(f"{k}." for k in identity.DENSE_KEYS)
-
-
-def pareto_front(cost: Sequence[float], gain: Sequence[float]) -> np.ndarray:
-    """Boolean mask of points no other point dominates (cost <= and gain >=, one strictly).
-
-    Args:
-        cost: lower is better (e.g. nonzero parameters).
-        gain: higher is better (e.g. accuracy).
-    Returns:
-        bool array, True on the front.
-    """
-    c, g = np.asarray(cost, dtype=float), np.asarray(gain, dtype=float)
-    le = c[None, :] <= c[:, None]  # le[i, j]: j costs no more than i
-    ge = g[None, :] >= g[:, None]
-    strict = (c[None, :] < c[:, None]) | (g[None, :] > g[:, None])
-    return ~(le & ge & strict).any(axis=1)
 
 
 @dataclass
@@ -76,81 +44,12 @@ class Summary:
     failed: int = 0  # failed rows left out
 
 
-def _series_keys(ok: pd.DataFrame, groups: list[str], within: list[str], dense: bool) -> list[str]:
-    """Columns that vary inside one (group, strategy): they split it into several series."""
-    candidates = [
-        c
-        for c in ok.columns
-        if c not in groups
-        and c not in _NOT_SERIES
-        and (c in _LABEL_COLUMNS if "." not in c else not c.startswith("trainer."))
-        and c.rsplit(".", 1)[-1] not in identity.IGNORED_KEYS
-        and (not dense or c.startswith(_DENSE_SECTIONS))
-    ]
-    if not candidates:
-        return []
-    counts = ok.groupby(within, dropna=False)[candidates].nunique(dropna=True)
-    return [c for c in candidates if (counts[c] > 1).any()]
-
-
-def _labels(ok: pd.DataFrame, head: Iterable[str], keys: list[str]) -> list[str]:
-    if not keys:
-        return list(head)
-    out = []
-    for name, *values in zip(head, *(ok[k] for k in keys), strict=True):
-        shown = zip(keys, values, strict=True)
-        extra = ", ".join(f"{k}={value_label(v)}" for k, v in shown if _set(v))
-        out.append(f"{name} [{extra}]" if extra else name)
-    return out
-
-
-def _set(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value))
-
-
-def value_label(value: Any) -> str:
-    """A config value as series labels and group titles show it (floats in %g)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def natural_rank(labels: Iterable[str]) -> dict[str, int]:
-    """Rank of each label in natural order: numbers inside compare as numbers."""
-
-    def key(label: str) -> list[tuple[int, Any]]:
-        parts = re.split(r"(\d+(?:\.\d+)?)", str(label))
-        return [(1, float(p)) if i % 2 else (0, p) for i, p in enumerate(parts)]
-
-    return {label: i for i, label in enumerate(sorted(set(labels), key=key))}
-
-
 def _lists(codes: np.ndarray, values: pd.Series, n: int) -> list[list[Any]]:
     # A Python list per group, as groupby(...).agg(list) gives, without its per-group overhead.
     out: list[list[Any]] = [[] for _ in range(n)]
     for code, value in zip(codes, values, strict=True):
         out[code].append(value)
     return out
-
-
-def _mark_fronts(points: pd.DataFrame, groups: list[str], costs: list[str]) -> None:
-    codes = points.groupby(groups, dropna=False, sort=False).ngroup().to_numpy()
-    acc = points["acc"].to_numpy(dtype=float)
-    for name in costs:
-        cost = points["nonzero" if name == "params" else name].to_numpy(dtype=float)
-        valid = ~np.isnan(cost) & ~np.isnan(acc)
-        flags = np.zeros(len(points), dtype=bool)
-        for code in np.unique(codes):
-            idx = np.flatnonzero((codes == code) & valid)
-            if len(idx):
-                flags[idx] = pareto_front(cost[idx], acc[idx])
-        points[FRONT[name]] = flags
-
-
-def _mark_best(points: pd.DataFrame, groups: list[str], delta: float) -> None:
-    points["best"] = False
-    pruned = points[(points["strategy"] != "dense") & (points["drop"] <= delta / 100 + 1e-12)]
-    if len(pruned):
-        ranked = pruned.sort_values(["compression", "acc"], ascending=False)
-        points.loc[ranked.drop_duplicates(groups + ["series"]).index, "best"] = True
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_DELTA) -> Summary:
@@ -162,7 +61,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     strategy "dense" at compression 1, averaged over the distinct dense models.
 
     Args:
-        df: rows (load_rows or store.collect), possibly filtered.
+        df: rows from load_rows, possibly filtered (filters.filter_rows).
         by: extra grouping columns (each value gets its own tables).
         delta: accuracy points a run may lose against its own dense model to count as "best".
     Returns:
@@ -182,7 +81,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     ]  # fmt: skip
     if ok.empty:
         return Summary(pd.DataFrame(), pd.DataFrame(), groups, costs, delta, failed)
-    for column in _LABEL_COLUMNS:
+    for column in LABEL_COLUMNS:
         if column not in ok.columns:
             ok[column] = np.nan
     for column in _NUMERIC:
@@ -190,10 +89,10 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         ok[column] = pd.to_numeric(ok[column], errors="coerce") if column in ok else np.nan
     ok["_drop"] = ok["acc_dense_test"] - ok["acc_finetuned_test"]
     ok["_speedup"] = ok["flops_dense"] / ok["flops"]
-    varying = _series_keys(ok, groups, [*groups, "strategy"], dense=False)
-    ok["series"] = _labels(ok, ok["strategy"].astype(str), varying)
-    dense_keys = _series_keys(ok, groups, groups, dense=True)
-    ok["_dense"] = _labels(ok, ["dense"] * len(ok), dense_keys)
+    varying = series_keys(ok, groups, [*groups, "strategy"], dense=False)
+    ok["series"] = labels(ok, ok["strategy"].astype(str), varying)
+    dense_keys = series_keys(ok, groups, groups, dense=True)
+    ok["_dense"] = labels(ok, ["dense"] * len(ok), dense_keys)
 
     agg: dict[str, tuple[str, Any]] = dict(
         strategy=("strategy", "first"), scope=("scope", "first"),
@@ -249,8 +148,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     for column in ("acc_std", "acc_pruned_std", "drop_std"):
         points[column] = points[column].astype(float).fillna(0.0)
     points["n"] = points["n"].astype(int)
-    _mark_fronts(points, groups, costs)
-    _mark_best(points, groups, delta)
+    mark_fronts(points, groups, costs)
+    mark_best(points, groups, delta)
     rank = natural_rank(points["series"])
     points = (
         # Dense first within each group, then series in natural order (epochs=2 before 10).

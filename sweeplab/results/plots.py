@@ -19,7 +19,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from sweeplab.results.analysis import Summary, natural_rank  # noqa: E402
+from sweeplab.results.analysis import Summary  # noqa: E402
+from sweeplab.results.series import natural_rank  # noqa: E402
 
 # tab10, then tab20's lighter shades: the report's charts use the same colours.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",

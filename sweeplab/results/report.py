@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from sweeplab.errors import SweeplabError
 from sweeplab.results import store
 from sweeplab.results.analysis import Summary
-from sweeplab.errors import SweeplabError
+from sweeplab.results.filters import filter_rows
 from sweeplab.results.tables import Table, blocks
 
 
@@ -225,7 +226,7 @@ def write_report(
     if html_path.is_dir():
         raise SweeplabError(f"-o {output} is a directory; give a file name, e.g. -o report.html")
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    ok = rows[rows["status"] == "ok"]
+    ok = filter_rows(rows, ["status=ok"])  # summary has points, so some row is ok
     chosen = pick_layer_run(summary, ok, layer_run)
     data = payload(summary, ok, results_dir, title or f"sweeplab: {results_dir}", chosen)
     plot_dir = html_path.parent / f"{html_path.stem}_plots"
@@ -249,7 +250,7 @@ def write_report(
 
 
 def asset(name: str) -> str:
-    """The text of a file in sweeplab/results/report_assets/ (package data), inlined into every page.
+    """The text of a file in sweeplab/results/report_assets/ (package data), inlined in a page.
 
     report.css styles the page; report.js is its script: vanilla ES2017, no dependencies. The
     script records what it drew (series per chart) and any error in <body> data attributes,

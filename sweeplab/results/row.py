@@ -1,22 +1,37 @@
-"""The result row: one per run, long format; every aggregate is derived from rows."""
+"""The result row: a fixed core (identity, labels, status, config, provenance) plus open metrics.
+
+On disk a row is JSON with the core at top level and every measured value under `metrics`, so
+a new metric is one line where it is computed. As a mapping (ResultRow.to_dict, store.read_row,
+the columns of rows.load_rows) a row is flat: core fields and metrics side by side, for rows of
+every schema version alike.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-# Bump when a field changes meaning or is removed; readers refuse rows newer than this.
-SCHEMA_VERSION = 1
+from sweeplab.errors import SweeplabError
+
+# Bump when the file layout changes or a core field changes meaning; readers refuse rows newer
+# than this. 1: metrics at top level beside the core; 2: metrics under "metrics".
+SCHEMA_VERSION = 2
 
 
 @dataclass
 class ResultRow:
-    """Everything one run measured, plus what it needs to be reproduced."""
+    """What one run is (identity, labels, config, provenance) and what it measured (metrics).
 
+    Missing metrics read as None (`row.flops` of a run that measured no FLOPs): the metric set
+    is open, and "not measured" is what a missing one means.
+    """
+
+    # identity
     run_id: str
     dense_id: str
+    # labels: what the run is, for grouping and filtering
     experiment: str
-    status: str  # ok | failed
     data: str
     model: str
     strategy: str
@@ -24,54 +39,57 @@ class ResultRow:
     schedule: str
     recovery: str
     seed: int
-    sparsity_requested: float
-    error: str | None = None
-    sparsity_achieved: float | None = None  # over prunable weights
-    params_total: int | None = None  # every parameter, biases and norms included
-    params_prunable: int | None = None  # weights of Linear/Conv layers
-    params_nonzero: int | None = None  # every parameter that is not exactly zero
-    compression: float | None = None  # params_total / params_nonzero (ShrinkBench)
-    acc_dense_test: float | None = None
-    acc_dense_val: float | None = None
-    acc_pruned_test: float | None = None  # right after pruning, before recovery
-    acc_pruned_val: float | None = None
-    acc_finetuned_test: float | None = None
-    acc_finetuned_val: float | None = None
-    # weight_rewind with control: the same mask on a random re-initialization (LTH's control)
-    acc_reinit_test: float | None = None
-    acc_reinit_val: float | None = None
-    # measure.checkpoints > 0: test accuracy at the last checkpoints of recovery training,
-    # oldest first (the last is acc_finetuned_test's model)
-    acc_checkpoints_test: list[float] | None = None
-    layer_sparsity: dict[str, float] = field(default_factory=dict)
+    sparsity_requested: float | None
     round: int | None = None  # iterative schedules: one row per round, this is its number
-    granularity: str | None = None  # weight (unstructured) | channel | neuron | block
-    shared_bits: int | None = None  # weight sharing: index bits per surviving weight
-    # Cost metrics (issue 4). FLOPs are multiply-accumulates of one example's forward pass:
-    # sparsity-aware for masks, real for removed structure. Sizes in bytes; latency in ms,
-    # median of repeats under torch.inference_mode on CPU.
-    flops_dense: float | None = None
-    flops: float | None = None
-    size_dense_bytes: int | None = None  # fp32 dense
-    size_sparse_bytes: int | None = None  # the sparse encoding a user would ship
-    size_bytes: int | None = None  # what the pruned model ships as (smallest honest encoding)
-    latency_b1_dense_ms: float | None = None
-    latency_b1_ms: float | None = None
-    latency_b64_dense_ms: float | None = None
-    latency_b64_ms: float | None = None
-    speedup_theoretical: float | None = None  # flops_dense / flops
-    speedup_measured: float | None = None  # latency_b64_dense_ms / latency_b64_ms
+    status: str = "ok"  # ok | failed
+    error: str | None = None
+    # every measured value: accuracies (fractions), parameter counts, costs, layer_sparsity...
+    metrics: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
-    dense_source: str | None = None  # trained | cache
-    # torch intra-op threads the run trained with: float sums reduce in a thread-dependent
-    # order, so the same run id at another thread count can differ (LTH: 0.29 points)
-    threads: int | None = None
-    config: dict[str, Any] = field(default_factory=dict)  # resolved config
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config
+    # provenance. threads: torch intra-op threads the run trained with; float sums reduce in a
+    # thread-dependent order, so one run id at two thread counts can differ (LTH: 0.29 points)
     git_sha: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str | None = None
+    threads: int | None = None
     schema_version: int = SCHEMA_VERSION
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the row as a JSON-ready dict."""
+    def __post_init__(self) -> None:
+        clash = sorted(set(self.metrics) & set(CORE))
+        if clash:
+            raise SweeplabError(
+                f"metric {clash[0]!r} has the name of a row core field; rename the metric"
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when no field matched: a metric, or None when the run did not measure it.
+        if name.startswith("_") or "metrics" not in self.__dict__:
+            raise AttributeError(name)
+        return self.metrics.get(name)
+
+    def to_record(self) -> dict[str, Any]:
+        """The row as its file holds it: the core, metrics nested (JSON-ready)."""
         return asdict(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as readers see it: core fields and metrics side by side (see flatten)."""
+        return flatten(self.to_record())
+
+
+CORE = tuple(f.name for f in fields(ResultRow) if f.name != "metrics")
+
+
+def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A row file's content as one flat mapping: core fields and metrics side by side.
+
+    Args:
+        record: a parsed row file of any schema version (1 kept metrics at top level).
+    Returns:
+        A new dict; a core field wins over a metric of the same name (never written so).
+    """
+    flat = {k: v for k, v in record.items() if k != "metrics"}
+    metrics = record.get("metrics")
+    if isinstance(metrics, Mapping):
+        flat = {**metrics, **flat}
+    return flat

@@ -1,6 +1,7 @@
-"""The rows of a results dir as one DataFrame, kept fast by a flat-row index (runs.index.json).
+"""The one row reader: a results dir's rows as one DataFrame, one column per core field, metric
+and config key, kept fast by a flat-row index (runs.index.json).
 
-pandas only: `sweeplab table` never imports torch or Lightning.
+Also `sweeplab.load_rows` for notebooks. pandas only: `sweeplab table` never imports torch.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from typing import Any
 
 import pandas as pd
 
-from sweeplab.results import store
 from sweeplab.errors import SweeplabError
+from sweeplab.results import store
 from sweeplab.results.row import SCHEMA_VERSION
 
 INDEX_FILE = "runs.index.json"
-INDEX_VERSION = 1
-# Large row fields the index leaves out: no table needs them; the report reads the row files.
-_UNINDEXED = ("config", "versions", "layer_sparsity", "seconds")
+INDEX_VERSION = 2
+# Core fields the index leaves out (the config becomes dotted columns instead). Metrics that
+# are mappings (layer_sparsity) are left out too: no table needs them; the report reads the
+# row files.
+_UNINDEXED = ("config", "versions", "seconds")
 # Config sections that are locations or loggers, not content: not flattened into columns.
 _UNFLATTENED = ("paths", "logger", "hydra")
 
@@ -49,8 +52,9 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """One row as the index keeps it: scalar fields plus the config's dotted keys."""
-    flat = {k: v for k, v in row.items() if k not in _UNINDEXED}
+    """One row (flat, as store.read_row gives it) as the index keeps it: core fields and
+    metrics except mappings, plus the config's dotted keys."""
+    flat = {k: v for k, v in row.items() if k not in _UNINDEXED and not isinstance(v, dict)}
     # Top-level config scalars (seed) are row fields already; sections become dotted columns.
     flat.update({k: v for k, v in flatten_config(row.get("config") or {}).items() if "." in k})
     return flat
@@ -88,8 +92,9 @@ def load_rows(results_dir: str | Path) -> pd.DataFrame:
     Args:
         results_dir: the folder holding runs/.
     Returns:
-        DataFrame: row fields (without config, versions, layer_sparsity, seconds) and the
-        config flattened to dotted columns (train.lr, ...).
+        DataFrame: core fields (without config, versions, seconds), every metric that is not a
+        mapping (so without layer_sparsity), whatever the row's schema version, and the config
+        flattened to dotted columns (train.lr, ...).
     """
     directory = store.runs_dir(results_dir)
     if not directory.is_dir():

@@ -1,4 +1,7 @@
-"""Row files: atomic writes, temp-file reaping, reading and writing one row (never torch)."""
+"""Row files: atomic writes, temp-file reaping, reading and writing one row (never torch).
+
+Many rows are read as one DataFrame by sweeplab.results.rows.load_rows.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,17 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sweeplab.errors import SweeplabError
-from sweeplab.results.row import SCHEMA_VERSION, ResultRow
+from sweeplab.results.row import SCHEMA_VERSION, ResultRow, flatten
 
 # `sweeplab reproduce` sets it; run.py appends each job's run id to the file it names.
 MANIFEST_ENV = "SWEEPLAB_MANIFEST"
+
+
 def runs_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "runs"
 
@@ -101,10 +106,11 @@ def check_writable(results_dir: str | Path) -> None:
 
 
 def write_row(results_dir: str | Path, row: ResultRow) -> Path:
-    """Write one run's row atomically; returns its path."""
+    """Write one run's row atomically (the file form: metrics nested); returns its path."""
     path = row_path(results_dir, row.run_id)
+    text = json.dumps(row.to_record(), indent=1, sort_keys=True, default=str)
     try:
-        atomic_write_text(path, json.dumps(row.to_dict(), indent=1, sort_keys=True, default=str))
+        atomic_write_text(path, text)
     except OSError as e:
         raise SweeplabError(
             f"paths.results_dir={results_dir} cannot be written ({e.strerror}); "
@@ -118,7 +124,10 @@ class TornRowError(SweeplabError):
 
 
 def read_row(path: Path) -> dict[str, Any]:
-    """Read one row file; refuse torn files and rows written by a newer schema."""
+    """Read one row file, flat (core fields and metrics side by side, any schema version).
+
+    Refuses torn files and rows written by a newer schema.
+    """
     try:
         row = json.loads(path.read_text())
         problem = None if isinstance(row, dict) else f"a JSON {type(row).__name__}"
@@ -135,7 +144,7 @@ def read_row(path: Path) -> dict[str, Any]:
             f"{path} has schema_version={version}, newer than this sweeplab ({SCHEMA_VERSION}); "
             "upgrade sweeplab to read it"
         )
-    return row
+    return flatten(row)
 
 
 def finished(results_dir: str | Path, rid: str) -> bool:
@@ -147,21 +156,3 @@ def finished(results_dir: str | Path, rid: str) -> bool:
         return read_row(path).get("status") == "ok"
     except (TornRowError, OSError):
         return False  # run it again; the new row replaces the torn one
-
-
-def iter_rows(results_dir: str | Path) -> list[dict[str, Any]]:
-    """All rows under results_dir/runs, sorted by file name."""
-    directory = runs_dir(results_dir)
-    if not directory.is_dir():
-        raise SweeplabError(
-            f"{results_dir} has no runs/ folder; run a sweep first "
-            "(sweeplab run -m ...) or pass the results dir it wrote to"
-        )
-    return [read_row(p) for p in sorted(directory.glob("*.json"))]
-
-
-def collect(results_dir: str | Path):  # -> pandas.DataFrame
-    """Rows of a results dir as a DataFrame, one row per run (config and dicts kept as objects)."""
-    import pandas as pd
-
-    return pd.DataFrame(iter_rows(results_dir))

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+
 def wandb_mode() -> str:
     """WANDB_MODE if set, else online with an API key (env or ~/.netrc), else offline."""
     if os.environ.get("WANDB_MODE"):
@@ -42,7 +43,7 @@ def wandb_report(summary: Any, written: Any, project: str = "sweeplab") -> str |
     import wandb
 
     from sweeplab.results.analysis import best_within
-    from sweeplab.results.tables import render
+    from sweeplab.results.render import render
 
     points = summary.points.assign(run_ids=[" ".join(r) for r in summary.points["run_ids"]])
     best = best_within(summary).drop(columns="run_ids")
