@@ -138,8 +138,8 @@ CONFIG_CASES = {
         "trainer.inner_steps=0 must be a positive integer",
     ),
     "unknown_objective": (
-        ["+search.objectives=[accuracy]", "+search.max_drop=0.01"],
-        "search.objectives names 'accuracy', which is not a numeric row column; choose from:",
+        ["+search.objectives=[strategy]", "+search.max_drop=0.01"],
+        "search.objectives names 'strategy', which is not a numeric row column; choose from:",
     ),
 }
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from conftest import SHARED_MNIST, rows_in, sweeplab
+from sweeplab.results import store
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_lenet300_dense_and_global_magnitude_at_92_percent(tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (row,) = [json.loads(p.read_text()) for p in rows_in(tmp_path)]
+    (row,) = [store.read_row(p) for p in rows_in(tmp_path)]
     assert row["params_total"] == 266_610
     assert row["acc_dense_test"] >= 0.980
     assert row["acc_finetuned_test"] >= 0.978

@@ -31,7 +31,7 @@ METRICS = ("acc_dense_test", "acc_pruned_test", "acc_finetuned_test", "params_no
 
 
 def rows(results: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in rows_in(results)]
+    return [store.read_row(p) for p in rows_in(results)]
 
 
 def leftovers(results: Path) -> list[str]:

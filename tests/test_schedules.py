@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import torch
 from conftest import compose, rows_in
 from sweeplab.engine.schedules import cubic_sparsity
 from sweeplab.engine.task import execute
+from sweeplab.results import store
 
 FAST = ["train.epochs=3", "finetune.epochs=2"]
 
@@ -18,7 +18,7 @@ FAST = ["train.epochs=3", "finetune.epochs=2"]
 def run_cfg(overrides: list[str], tmp: Path):
     """Compose and run one config in-process; returns (final row, all rows sorted by file)."""
     row = execute(compose([*FAST, *overrides, f"paths.results_dir={tmp}"]))
-    return row, [json.loads(p.read_text()) for p in rows_in(tmp)]
+    return row, [store.read_row(p) for p in rows_in(tmp)]
 
 
 def test_cubic_schedule_quarter_points() -> None:

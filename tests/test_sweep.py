@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from conftest import FAST, REPO, rows_in, sweeplab
+from sweeplab.results import store
 
 SWEEP = [
     "run",
@@ -32,7 +32,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
 
 def test_sweep_writes_one_ok_row_per_run(swept) -> None:
     res, _, _ = swept
-    rows = [json.loads(p.read_text()) for p in rows_in(res)]
+    rows = [store.read_row(p) for p in rows_in(res)]
     assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
     assert {(r["strategy"], r["sparsity_requested"]) for r in rows} == {
         (s, x)
@@ -56,7 +56,7 @@ def test_sweep_writes_one_ok_row_per_run(swept) -> None:
 
 def test_dense_model_is_trained_exactly_once(swept) -> None:
     res, first, _ = swept
-    rows = [json.loads(p.read_text()) for p in rows_in(res)]
+    rows = [store.read_row(p) for p in rows_in(res)]
     assert len({r["dense_id"] for r in rows}) == 1
     assert sorted(r["dense_source"] for r in rows) == ["cache"] * 11 + ["trained"]
     assert len(list((res / "cache" / "dense").glob("*.pt"))) == 1
@@ -85,7 +85,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path: Path) -> None:
     for name in ("a", "b"):
         proc = sweeplab([*args, f"paths.results_dir={tmp_path}/{name}"], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    a, b = (json.loads(rows_in(tmp_path / n)[0].read_text()) for n in ("a", "b"))
+    a, b = (store.read_row(rows_in(tmp_path / n)[0]) for n in ("a", "b"))
     for key in (
         "acc_dense_test",
         "acc_pruned_test",
@@ -101,7 +101,7 @@ def test_a_diverging_run_writes_a_failed_row(tmp_path: Path) -> None:
         ["run", "train.lr=1e9", *FAST, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path
     )
     assert proc.returncode != 0
-    (row,) = [json.loads(p.read_text()) for p in rows_in(tmp_path / "res")]
+    (row,) = [store.read_row(p) for p in rows_in(tmp_path / "res")]
     assert row["status"] == "failed" and "dense loss became nan" in row["error"]
     assert "lower train.lr (now 1000000000.0)" in row["error"]
 
@@ -114,5 +114,5 @@ def test_a_bad_cell_fails_alone_and_the_sweep_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "sweep: 2 ok, 0 skipped (already finished), 1 failed" in proc.stderr
     assert "failed: pruning.sparsity=1.5" in proc.stderr and "outside [0, 1)" in proc.stderr
-    rows = [json.loads(p.read_text()) for p in rows_in(tmp_path / "res")]
+    rows = [store.read_row(p) for p in rows_in(tmp_path / "res")]
     assert sorted(r["sparsity_requested"] for r in rows) == [0.5, 0.9]
