@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction
+from sweeplab.pruning.strategy import Batches, ModelPruner
 from sweeplab.pruning.structured.groups import (
     BN_TYPES,
     ROOT_TYPES,
@@ -31,7 +32,6 @@ from sweeplab.pruning.structured.groups import (
 
 SCOPES = ("global", "layer")
 NORMALIZERS = ("none", "mean")
-Batches = Iterable[tuple[Tensor, Tensor]]
 
 
 def _within(name: str, prefixes: Sequence[str]) -> bool:
@@ -43,7 +43,7 @@ def _has_masks(model: nn.Module) -> bool:
     return any(n.endswith("_orig") for n, _ in model.named_parameters())
 
 
-class StructuredPruner:
+class StructuredPruner(ModelPruner):
     """What the pipeline sees: prune() returns a smaller copy of the model (no masks).
 
     Attributes:
@@ -51,32 +51,6 @@ class StructuredPruner:
         ratio: requested fraction of channels, neurons or blocks to remove.
         granularity: channel | neuron | block (the row's granularity).
     """
-
-    name: str
-    ratio: float
-    granularity: str
-
-    def prune(
-        self,
-        model: nn.Module,
-        example_input: Tensor,
-        batches: Batches,
-        generator: torch.Generator,
-    ) -> nn.Module:
-        """A physically smaller copy of model; the model itself is left as it was.
-
-        Args:
-            model: the trained dense model (no masks attached).
-            example_input: one batch on the model's device, for tracing.
-            batches: training batches, for data-driven criteria.
-            generator: seeded generator, for stochastic criteria.
-        Returns:
-            The pruned copy.
-        """
-        raise NotImplementedError
-
-    def check(self, model: nn.Module, example_input: Tensor) -> None:
-        """Raise SweeplabError if this pruner cannot prune `model`; run before dense training."""
 
 
 class ChannelPruner(StructuredPruner):
