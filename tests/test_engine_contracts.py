@@ -63,7 +63,7 @@ def test_an_absolute_target_over_existing_masks_hits_its_count(scope: str, spars
 
 def test_declarations_refuse_combinations_before_training() -> None:
     from sweeplab.engine import recovery, schedules
-    from sweeplab.engine.task import check_combination
+    from sweeplab.engine.compatibility import check_combination
     from sweeplab.pruning.magnitude import Magnitude
     from sweeplab.pruning.structured import L1Filter
 

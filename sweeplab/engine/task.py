@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,11 +23,6 @@ from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.results import identity, objectives, store
 from sweeplab.results.row import ResultRow
-
-if TYPE_CHECKING:  # torch-free at import time: only a run that executes loads the engine
-    from sweeplab.engine.recovery import Recovery
-    from sweeplab.engine.schedules import Schedule
-    from sweeplab.pruning.strategy import Strategy
 
 CONF_DIR = str(CONF)
 
@@ -77,6 +72,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     pruner = instantiate(cfg.pruning)
     schedule = instantiate(cfg.schedule)
     recovery = instantiate(cfg.recovery)
+    from sweeplab.engine.compatibility import check_combination
+
     check_combination(pruner, schedule, recovery)
     from sweeplab.engine.recipe import TrainConfig
 
@@ -130,42 +127,6 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
             check_positive("measure.checkpoint_every", cfg.measure.checkpoint_every, integer=True)
         ),
     )
-
-
-def check_combination(pruner: Strategy, schedule: Schedule, recovery: Recovery) -> None:
-    """Refuse, from their declarations, a strategy, schedule and recovery that cannot combine.
-
-    Args:
-        pruner: declares what it produces (masks or a smaller model).
-        schedule: declares single_shot, needs_target and prunes_during_recovery.
-        recovery: declares resets_dense_weights, needs_masks and restarts_training.
-    Raises:
-        SweeplabError naming the keys to change.
-    """
-    from sweeplab.engine.schedules import refusal
-
-    if pruner.produces == "model":
-        # Structures are removed physically: later rounds, masks over time, or weights reset
-        # to the dense model's shapes have nothing to act on.
-        if not schedule.single_shot:
-            raise SweeplabError(
-                f"pruning={pruner.name} removes {pruner.granularity}s physically and runs with "
-                f"schedule=oneshot only, not schedule={schedule.name}"
-            )
-        if recovery.resets_dense_weights:
-            raise SweeplabError(
-                f"recovery={recovery.name} resets weights of the dense architecture; with "
-                f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
-            )
-        if recovery.needs_masks:
-            raise SweeplabError(
-                f"recovery={recovery.name} acts on the weights a mask keeps; with "
-                f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
-            )
-    if schedule.needs_target and pruner.sparsity is None:
-        raise SweeplabError(f"schedule={schedule.name} needs pruning.sparsity (not threshold mode)")
-    if schedule.prunes_during_recovery and recovery.restarts_training:
-        raise SweeplabError(refusal(schedule.name, recovery.name))
 
 
 def _note_in_manifest(rid: str) -> None:
