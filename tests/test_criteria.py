@@ -16,6 +16,7 @@ from conftest import CONF, compose
 from sweeplab.engine.task import instantiate
 from sweeplab.errors import SweeplabError
 from sweeplab.pruning.base import Pruner
+from sweeplab.pruning.budget import Target
 from sweeplab.pruning.gradient import Gradient
 from sweeplab.pruning.grasp import GraSP
 from sweeplab.pruning.hybrid import Hybrid, rank_normalized
@@ -270,7 +271,7 @@ def test_a_later_round_keeps_earlier_masks_and_exact_counts(strategy: str) -> No
     first = pruner.masks(model, data(1), GEN())
     apply_masks(model, first)
     with torch.no_grad():  # as a training-time callback might call it
-        second = pruner.masks(model, data(1), GEN(), existing=first, rate=0.5)
+        second = pruner.masks(model, data(1), GEN(), target=Target(0.75, 0.5), existing=first)
     for name, m in second.items():
         assert int(m[first[name] == 0].sum()) == 0, name
     survivors = sum(int(m.sum()) for m in first.values())

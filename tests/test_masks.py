@@ -16,13 +16,8 @@ from torch.nn.utils import prune
 from conftest import CONF, compose
 from sweeplab.data.base import TensorBatches
 from sweeplab.models.lenet import LeNet5
-from sweeplab.pruning.masks import (
-    apply_masks,
-    prunable_parameters,
-    remove_masks,
-    sparsity_of,
-    threshold,
-)
+from sweeplab.pruning.budget import Target, select
+from sweeplab.pruning.masks import apply_masks, prunable_parameters, remove_masks, sparsity_of
 
 # Unstructured strategies; files with a `granularity:` key remove structures physically
 # (tests/test_structured.py walks those).
@@ -61,7 +56,7 @@ def masks_for(strategy: str, sparsity: float, scope: str | None = None, seed: in
 def test_global_magnitude_equals_torch_global_unstructured() -> None:
     model = LeNet5((1, 28, 28), 10)
     params = prunable_parameters(model)
-    ours = threshold({k: w.abs() for k, w in params.items()}, 0.9, "global")
+    ours = select({k: w.abs() for k, w in params.items()}, Target.oneshot(0.9), "global")
 
     reference = LeNet5((1, 28, 28), 10)
     reference.load_state_dict(model.state_dict())
@@ -152,8 +147,9 @@ def test_iterative_20_20_10_gives_the_lottery_ticket_fractions() -> None:
     model = LeNet300((1, 28, 28), 10)
     pruner = Magnitude(0.2, scope="layer", layer_scale={"fc3": 0.5})
     masks, remaining = None, {}
-    for r in range(1, 16):
-        masks = pruner.masks(model, [], torch.Generator(), existing=masks, rate=0.2)
+    for r, target in enumerate(Target.geometric(1 - 0.8**15, 15), start=1):
+        assert target.per_step == pytest.approx(0.2)
+        masks = pruner.masks(model, [], torch.Generator(), target=target, existing=masks)
         remaining[r] = 100 * (1 - sparsity_of(masks))
     for r, expected in ((3, 51.3), (7, 21.1), (9, 13.5), (15, 3.6)):
         assert abs(remaining[r] - expected) <= 0.05, (r, remaining[r])
@@ -162,7 +158,7 @@ def test_iterative_20_20_10_gives_the_lottery_ticket_fractions() -> None:
 def test_existing_masks_stay_pruned_even_when_their_scores_are_high() -> None:
     scores = {"a.weight": torch.arange(10.0)}
     first = {"a.weight": (torch.arange(10) < 7).float()}  # pruned the top 3 scores
-    masks = threshold(scores, 0.5, "global", existing=first)
+    masks = select(scores, Target(0.65, 0.5), "global", existing=first)
     assert masks["a.weight"][7:].sum() == 0
     assert int(masks["a.weight"].sum()) == round(0.5 * 7)  # half of the 7 survivors remain
 

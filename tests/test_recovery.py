@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from conftest import CONF, compose
 from sweeplab.data.digits import load_digits
 from sweeplab.engine.pipeline import Run
+from sweeplab.engine.snapshots import state_of
 from sweeplab.engine.task import build_spec, execute
 from sweeplab.engine.train import Distillation, LitClassifier, TrainConfig, steps_per_epoch
+from sweeplab.pruning.budget import Target
 
 RECOVERIES = sorted(p.stem for p in (CONF / "recovery").glob("*.yaml"))
 FAST = ["train.epochs=3", "finetune.epochs=2"]
@@ -34,9 +36,8 @@ def job(tmp_path: Path):
     job = Run(spec, load_digits(), torch.device("cpu"))
     job.reset_to(job.init_state)
     job.fit(spec.train, "dense", seed=spec.seed)
-    job.dense_state = Run._state(job.model)
-    spec.pruner.sparsity = 0.8
-    return job, job.prune()
+    job.dense_state = state_of(job.model)
+    return job, job.prune(Target.oneshot(0.8))
 
 
 def effective(job: Run, name: str) -> torch.Tensor:
@@ -79,7 +80,7 @@ def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> N
     torch.manual_seed(0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Run, "fit", spy)
-        WeightRewind(step=0, control=True).recover(job, masks)
+        extra = WeightRewind(step=0, control=True).recover(job, masks)
     assert [phase for phase, _ in seen] == ["retrain", "control"]
     reinit = job.fresh_init(job.spec.seed + Retrain.REINIT_SEED_OFFSET).state_dict()
     start = seen[1][1]
@@ -88,7 +89,7 @@ def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> N
         assert torch.equal(start[f"{name}_orig"], reinit[name])  # on a fresh random init
     for key, value in job.model.state_dict().items():  # the ticket, not the control, goes on
         assert torch.equal(value, ticket[key]), key
-    assert 0.0 <= job.extra["acc_reinit_test"] <= 1.0 and "acc_reinit_val" in job.extra
+    assert 0.0 <= extra["acc_reinit_test"] <= 1.0 and "acc_reinit_val" in extra
 
 
 def test_weight_rewind_control_must_be_a_bool() -> None:
@@ -146,14 +147,14 @@ def test_weight_sharing_leaves_at_most_2_to_the_bits_values(tmp_path: Path) -> N
     spec = build_spec(compose(cfg), "rid", "did")
     job = Run(spec, load_digits(), torch.device("cpu"))
     job.reset_to(job.init_state)
-    masks = job.prune()
-    spec.recovery.recover(job, masks)
+    masks = job.prune(Target.oneshot(spec.pruner.sparsity))
+    extra = spec.recovery.recover(job, masks)
     job.model(job.splits.train_x[:2])
     assert isinstance(job.model, MLP)
     for name, mask in masks.items():
         w = effective(job, name)
         assert len(torch.unique(w[mask == 1])) <= 4 and int(w[mask == 0].count_nonzero()) == 0
-    assert job.extra["shared_bits"] == 2 and job.extra["size_bytes"] > 0
+    assert extra["shared_bits"] == 2 and extra["size_bytes"] > 0
 
 
 def test_l1_penalty_is_added_and_drives_weights_down() -> None:

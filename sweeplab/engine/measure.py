@@ -1,9 +1,18 @@
-"""Pure measurement functions: each takes a model or tensors and returns a number."""
+"""Pure measurement functions: each takes models or tensors and returns numbers.
+
+`measure` gives every metric of one result; the pipeline calls it once per result.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
+
+from sweeplab.data.base import Splits
+from sweeplab.engine import costs
+from sweeplab.pruning.masks import layer_sparsity, prunable_parameters, sparsity_of
 
 
 def params_total(model: nn.Module) -> int:
@@ -45,3 +54,63 @@ def _effective(model: nn.Module) -> dict[str, Tensor]:
             else:
                 found[prefix + name] = p.detach()
     return found
+
+
+def measure(
+    model: nn.Module,
+    dense: nn.Module,
+    masks: Mapping[str, Tensor],
+    splits: Splits,
+    *,
+    latency: bool = True,
+    repeats: int = 5,
+    dense_costs: dict[str, float | int] | None = None,
+) -> dict[str, object]:
+    """Every metric of a pruned model against its dense model: metric name -> value.
+
+    Args:
+        model: the pruned (and recovered) model, masks attached; or, with no masks, a
+            physically smaller model from a structured pruner.
+        dense: the trained dense model.
+        masks: the attached masks ({} for a physically smaller model).
+        splits: the run's data (test and val accuracy; one example's shape for costs).
+        latency: measure CPU inference latency (median of `repeats` samples).
+        repeats: timed samples per latency figure.
+        dense_costs: the dense model's costs from an earlier result of the same run (filled
+            on first use), so the dense model is measured once per run.
+    Returns:
+        acc_finetuned_test/val, sparsity_achieved, params_*, compression, layer_sparsity
+        and the cost fields (sweeplab.engine.costs.cost_fields).
+    """
+    test = accuracy(model, splits.test_x, splits.test_y)
+    val = accuracy(model, splits.val_x, splits.val_y)
+    if masks:
+        achieved, layers = sparsity_of(dict(masks)), layer_sparsity(dict(masks))
+        prunable = sum(m.numel() for m in masks.values())
+    else:
+        from sweeplab.pruning.structured.groups import layer_removed, removed_fraction
+
+        achieved, layers = removed_fraction(dense, model), layer_removed(dense, model)
+        prunable = sum(p.numel() for p in prunable_parameters(dense).values())
+    nonzero = params_nonzero(model)
+    cost = costs.cost_fields(
+        dense,
+        costs.plain_copy(model),
+        splits.input_shape,
+        latency=latency,
+        repeats=repeats,
+        threads=1,  # one thread: timings that other processes disturb least
+        dense_cache=dense_costs,
+    )
+    return dict(
+        acc_finetuned_test=test,
+        acc_finetuned_val=val,
+        sparsity_achieved=achieved,
+        params_total=params_total(model),
+        params_prunable=prunable,
+        params_nonzero=nonzero,
+        # ShrinkBench: all parameters of the dense model / nonzero parameters now.
+        compression=compression(params_total(dense), nonzero),
+        layer_sparsity=layers,
+        **cost,
+    )

@@ -1,37 +1,38 @@
 """One run, top to bottom: data, dense (cached), prune on a schedule, recover, measure.
 
-The schedule (sweeplab.engine.schedules) and the recovery (sweeplab.engine.recovery) act on a `Run`:
-the run's data, model and dense reference, plus the few operations they share.
+`Run` is the RunContext (sweeplab.engine.context) that the schedule and the recovery act on;
+`run` drives it: the schedule yields one Outcome per result, measured here by
+sweeplab.engine.measure.measure and handed to `spec.on_result` at once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
-from filelock import FileLock
 from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.engine import measure as metrics
-from sweeplab.engine.cache import checkpoint_path, get_or_train, load_state, save_state
+from sweeplab.engine import snapshots
+from sweeplab.engine.cache import get_or_train
+from sweeplab.engine.checkpoints import RECOVERY_PHASES, TestCheckpoints
+from sweeplab.engine.context import Masks, Outcome
+from sweeplab.engine.measure import accuracy, measure
+from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.recovery import Recovery
 from sweeplab.engine.schedules import Schedule
-from sweeplab.engine.train import LitClassifier, StepCallback, TrainConfig, fit
+from sweeplab.engine.snapshots import state_of
+from sweeplab.engine.train import fit, steps_per_epoch
 from sweeplab.pruning.base import Pruner
-from sweeplab.pruning.masks import (
-    apply_masks,
-    layer_sparsity,
-    load_unmasked,
-    prunable_parameters,
-    remove_masks,
-    sparsity_of,
-)
+from sweeplab.pruning.budget import Target
+from sweeplab.pruning.masks import apply_masks, load_unmasked, remove_masks
+from sweeplab.pruning.strategy import ModelPruner, Strategy
 
 
 @dataclass
@@ -45,7 +46,7 @@ class RunSpec:
     build_model: Callable[[Sequence[int], int], nn.Module]
     train: TrainConfig
     finetune: TrainConfig
-    pruner: Pruner
+    pruner: Strategy
     schedule: Schedule
     recovery: Recovery
     cache_dir: Path
@@ -66,9 +67,9 @@ class RunSpec:
 
 @dataclass
 class Measured:
-    """One result (one round); run.py merges it with identity and provenance into a row."""
+    """One result (one round); task.py merges it with identity and provenance into a row."""
 
-    values: dict[str, object] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)  # metric name -> value
     seconds: dict[str, float] = field(default_factory=dict)
     round: int | None = None
     requested: float | None = None
@@ -76,95 +77,84 @@ class Measured:
 
 
 class Run:
-    """A run's state and the operations schedules and recoveries share."""
+    """A run's state; implements RunContext for its schedule and recovery."""
 
     def __init__(self, spec: RunSpec, splits: Splits, device: torch.device) -> None:
         self.spec, self.splits, self.device = spec, splits, device
-        self.pruner, self.recovery = spec.pruner, spec.recovery
-        # Structured pruners (sweeplab.pruning.structured) return a physically smaller model.
-        self.structured = getattr(spec.pruner, "granularity", "weight") != "weight"
+        self.pruner = spec.pruner
+        self.seed, self.train, self.finetune = spec.seed, spec.train, spec.finetune
+        self.sparsity = spec.pruner.sparsity
+        self.structured = spec.pruner.produces == "model"
         self.generator = torch.Generator().manual_seed(spec.seed)
         self.results: list[Measured] = []
-        self.extra: dict[str, object] = {}
         self.seconds: dict[str, float] = {}  # wall seconds per phase of the current result
-        self.init_state = self._state(self.fresh_init(spec.seed))
+        self.measured: dict[str, object] = {}  # what fits measured for the current result
+        self.init_state = state_of(self.fresh_init(spec.seed))
         self.model = spec.build_model(splits.input_shape, splits.num_classes).to(device)
         self.dense_info: dict[str, float] = {}
         self.dense_state: dict[str, Tensor] = {}
         self.dense_source = "trained"
         self.dense_costs: dict[str, float | int] = {}  # measured once, shared by every result
 
-    # -- the model ------------------------------------------------------------------------
+    # -- RunContext -----------------------------------------------------------------------
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return steps_per_epoch(self.splits, batch_size)
+
     def fresh_init(self, seed: int) -> nn.Module:
-        """The model as initialized from `seed` (the dense model starts from seed = run seed)."""
         torch.manual_seed(seed)
         return self.spec.build_model(self.splits.input_shape, self.splits.num_classes)
 
-    @staticmethod
-    def _state(model: nn.Module) -> dict[str, Tensor]:
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def reset_to(self, source: nn.Module | dict[str, Tensor]) -> None:
-        """Load weights into the (possibly masked) model; masks stay attached."""
-        state = source.state_dict() if isinstance(source, nn.Module) else source
-        load_unmasked(self.model, state)
+    def reset_to(self, state: Mapping[str, Tensor] | nn.Module) -> None:
+        load_unmasked(
+            self.model, dict(state.state_dict() if isinstance(state, nn.Module) else state)
+        )
 
     def dense_model(self) -> nn.Module:
-        """A separate copy of the trained dense model."""
         model = self.spec.build_model(self.splits.input_shape, self.splits.num_classes)
         model.load_state_dict(self.dense_state)
         return model.to(self.device)
 
-    def snapshot(self, step: int) -> dict[str, Tensor]:
-        """Weights at optimizer step `step` of dense training (0 = initialization).
-
-        Steps > 0 are cached next to the dense checkpoint; a missing one is recomputed by
-        replaying the first `step` steps of the same deterministic dense training.
-        """
+    def snapshot(self, step: int) -> Mapping[str, Tensor]:
+        """Weights at optimizer step `step` of dense training; cached, else replayed."""
         if step == 0:
             return self.init_state
-        path = checkpoint_path(self.spec.cache_dir, self.spec.dense_id).with_suffix(
-            f".step{step}.pt"
-        )
-        with FileLock(str(path) + ".lock"):
-            cached = load_state(path)  # digest-checked; None if missing or damaged
-            if cached is not None:
-                return {k: v.to(self.device) for k, v in cached[0].items()}
-            capture = _Capture(step)
-            model = self.fresh_init(self.spec.seed).to(self.device)
+
+        def replay(capture: snapshots.Capture) -> None:
+            model = self.fresh_init(self.seed).to(self.device)
             # Same init, seed and recipe as dense training: the replay is that training.
             self.fit(
-                self.spec.train, "rewind", model=model, seed=self.spec.seed,
-                callbacks=[capture], validate=False,
+                self.train, "rewind", model=model, seed=self.seed, callbacks=[capture],
+                validate=False,
             )  # fmt: skip
-            save_state(path, capture.state)
-            return capture.state
 
-    # -- operations -----------------------------------------------------------------------
+        return snapshots.snapshot(
+            self.spec.cache_dir, self.spec.dense_id, step, replay, self.device
+        )
+
     def fit(
         self,
-        cfg: TrainConfig,
+        recipe: TrainConfig,
         phase: str,
         *,
         model: nn.Module | None = None,
         seed: int | None = None,
         **kw,
     ) -> None:
-        """Train (self.model by default) with the run's trainer settings.
+        """Train (the run's model by default) with the run's trainer settings.
 
         The batch order is seeded by `seed`, by default a new one per result (round).
         """
         kw.setdefault("validate", True)
         track = None
         if self.spec.checkpoints and phase in RECOVERY_PHASES and model is None:
-            track = _TestCheckpoints(self.splits, self.spec.checkpoints, self.spec.checkpoint_every)
+            track = TestCheckpoints(self.splits, self.spec.checkpoints, self.spec.checkpoint_every)
             kw["callbacks"] = [*kw.get("callbacks", ()), track]
         with self.timed(phase):
             fit(
                 model if model is not None else self.model,
                 self.splits,
-                cfg,
-                seed=self.spec.seed + len(self.results) + 1 if seed is None else seed,
+                recipe,
+                seed=self.seed + len(self.results) + 1 if seed is None else seed,
                 phase=phase,
                 accelerator=self.spec.accelerator,
                 devices=self.spec.devices,
@@ -173,50 +163,35 @@ class Run:
                 **kw,
             )
         if track is not None:
-            self.extra["acc_checkpoints_test"] = track.accs
+            self.measured["acc_checkpoints_test"] = track.accs
 
-    def batches(self) -> TensorBatches:
-        """Shuffled training batches for data-driven criteria."""
-        batch = self.spec.train.batch_size
-        return TensorBatches(self.splits.train_x, self.splits.train_y, batch, True, self.spec.seed)
-
-    def apply(self, masks: dict[str, Tensor]) -> None:
-        apply_masks(self.model, masks)
-
-    def prune(
-        self,
-        *,
-        existing: dict[str, Tensor] | None = None,
-        rate: float | None = None,
-        sparsity: float | None = None,
-    ) -> dict[str, Tensor]:
-        """Score, threshold and attach masks; returns them.
-
-        Args:
-            existing: earlier masks (what they prune stays pruned).
-            rate: fraction of the surviving weights to prune now.
-            sparsity: overall target instead of a rate (gradual schedules).
-        """
-        if self.structured:
+    def prune(self, target: Target | None, existing: Masks | None = None) -> Masks:
+        if self.pruner.produces == "model":
+            structured = cast(ModelPruner, self.pruner)
             with self.timed("prune"):
                 example = self.splits.train_x[:1]
-                pruned = self.pruner.prune(self.model, example, self.batches(), self.generator)
+                pruned = structured.prune(self.model, example, self.batches(), self.generator)
                 self.model = pruned.to(self.device)
             return {}
-        if sparsity is not None:
-            total = sum(
-                p.numel() for p in prunable_parameters(self.model, self.pruner.exclude).values()
-            )
-            remaining = total if existing is None else sum(int(m.sum()) for m in existing.values())
-            rate = max(0.0, 1.0 - (1.0 - sparsity) * total / max(remaining, 1))
+        pruner = cast(Pruner, self.pruner)
         with self.timed("prune"):
             was_training = self.model.training
-            masks = self.pruner.masks(
-                self.model, self.batches(), self.generator, existing=existing, rate=rate
+            masks = pruner.masks(
+                self.model, self.batches(), self.generator, target=target, existing=existing
             )
             self.model.train(was_training)
-            self.apply(masks)
+            apply_masks(self.model, masks)
         return masks
+
+    def evaluate(self) -> tuple[float, float]:
+        s = self.splits
+        return accuracy(self.model, s.test_x, s.test_y), accuracy(self.model, s.val_x, s.val_y)
+
+    # -- the pipeline's own ---------------------------------------------------------------
+    def batches(self) -> TensorBatches:
+        """Shuffled training batches for data-driven criteria."""
+        batch = self.train.batch_size
+        return TensorBatches(self.splits.train_x, self.splits.train_y, batch, True, self.seed)
 
     def dense_values(self) -> dict[str, object]:
         """Row fields of the dense model this run started from."""
@@ -225,13 +200,6 @@ class Run:
             "acc_dense_val": self.dense_info.get("acc_val"),
             "dense_source": self.dense_source,
         }
-
-    def evaluate(self) -> tuple[float, float]:
-        """(test, val) accuracy of the model as it is now."""
-        s = self.splits
-        return metrics.accuracy(self.model, s.test_x, s.test_y), metrics.accuracy(
-            self.model, s.val_x, s.val_y
-        )
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -244,100 +212,31 @@ class Run:
             elapsed = time.perf_counter() - start
             self.seconds[phase] = round(self.seconds.get(phase, 0.0) + elapsed, 3)
 
-    def record(
-        self,
-        masks: dict[str, Tensor],
-        before: tuple[float, float] | None,
-        *,
-        round: int | None = None,
-        requested: float | None = None,
-        final: bool = True,
-    ) -> None:
-        """Measure the recovered model (masks still attached) as one result."""
-        from sweeplab.engine import costs
-
+    def record(self, outcome: Outcome) -> Measured:
+        """Measure the recovered model (masks still attached) as one result; hand it on."""
         with self.timed("measure"):
-            test, val = self.evaluate()
             dense = self.dense_model()
-            total, nonzero = metrics.params_total(self.model), metrics.params_nonzero(self.model)
-            if self.structured:
-                from sweeplab.pruning.structured.groups import layer_removed, removed_fraction
-
-                achieved, layers = (
-                    removed_fraction(dense, self.model),
-                    layer_removed(dense, self.model),
-                )
-                prunable = sum(p.numel() for p in prunable_parameters(dense).values())
-            else:
-                achieved, layers = sparsity_of(masks), layer_sparsity(masks)
-                prunable = sum(m.numel() for m in masks.values())
-            cost = costs.cost_fields(
-                dense,
-                costs.plain_copy(self.model),
-                self.splits.input_shape,
-                latency=self.spec.latency,
-                repeats=self.spec.latency_repeats,
-                threads=1,  # one thread: timings that other processes disturb least
-                dense_cache=self.dense_costs,
-            )
-        values: dict[str, object] = dict(
-            acc_pruned_test=before[0] if before else None,
-            acc_pruned_val=before[1] if before else None,
-            acc_finetuned_test=test,
-            acc_finetuned_val=val,
-            sparsity_achieved=achieved,
-            granularity=getattr(self.pruner, "granularity", "weight"),
-            params_total=total,
-            params_prunable=prunable,
-            params_nonzero=nonzero,
-            # ShrinkBench: all parameters of the dense model / nonzero parameters now.
-            compression=metrics.compression(metrics.params_total(dense), nonzero),
-            layer_sparsity=layers,
-            **cost,
+            metrics = measure(
+                self.model, dense, outcome.masks, self.splits, latency=self.spec.latency,
+                repeats=self.spec.latency_repeats, dense_costs=self.dense_costs,
+            )  # fmt: skip
+        before = outcome.before
+        values: dict[str, object] = {
+            "acc_pruned_test": before[0] if before else None,
+            "acc_pruned_val": before[1] if before else None,
+            "granularity": self.pruner.granularity,
+            **metrics,
+            **self.measured,
+            **outcome.extra,  # recovery-specific fields (weight sharing's size) win
+        }
+        result = Measured(
+            values, self.seconds, outcome.round, outcome.requested, final=outcome.final
         )
-        values.update(self.extra)  # recovery-specific fields (weight sharing's size) win
-        result = Measured(values, self.seconds, round=round, requested=requested, final=final)
         self.results.append(result)
-        self.seconds = {}
+        self.seconds, self.measured = {}, {}
         if self.spec.on_result is not None:
             self.spec.on_result(self.dense_values(), result)
-
-
-# The fits that train the pruned model itself (not dense training, replays or LTH's control).
-RECOVERY_PHASES = ("finetune", "retrain")
-
-
-class _TestCheckpoints(StepCallback):
-    """Test accuracy at the fit's last `count` checkpoints, `every` optimizer steps apart.
-
-    Checkpoints are counted back from the fit's end (the last one is the final model), as the
-    SNIP reference code keeps its last 10 checkpoints, 1000 iterations apart. Evaluation reads
-    no random numbers and leaves train mode as it was: training is unchanged.
-    """
-
-    def __init__(self, splits: Splits, count: int, every: int) -> None:
-        self.splits, self.count, self.every = splits, count, every
-        self.accs: list[float] = []
-
-    def on_optimizer_step(self, module: LitClassifier, step: int) -> None:
-        left = module.total_steps - step
-        if left % self.every == 0 and left < self.count * self.every:
-            with torch.no_grad():
-                acc = metrics.accuracy(module.model, self.splits.test_x, self.splits.test_y)
-            self.accs.append(acc)
-
-
-class _Capture(StepCallback):
-    """Copies the model's weights at one optimizer step, then stops training."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-        self.state: dict[str, Tensor] = {}
-
-    def on_optimizer_step(self, module: LitClassifier, step: int) -> None:
-        if step == self.step:
-            self.state = Run._state(module.model)
-            module.trainer.should_stop = True
+        return result
 
 
 def _device(accelerator: str) -> torch.device:
@@ -360,23 +259,21 @@ def run(spec: RunSpec) -> Run:
     job.reset_to(job.init_state)
     job.model.to(device)
     # A pruner that cannot act on this model says so now, not after dense training.
-    check = getattr(spec.pruner, "check", None)
-    if check is not None:
-        with torch.no_grad():
-            check(job.model, splits.train_x[:2])
+    with torch.no_grad():
+        spec.pruner.check(job.model, splits.train_x[:2])
 
     def train_dense(model: nn.Module) -> dict[str, float]:
         t0 = time.perf_counter()
         job.fit(spec.train, "dense", model=model, seed=spec.seed)
         test, val = (
-            metrics.accuracy(model, splits.test_x, splits.test_y),
-            metrics.accuracy(model, splits.val_x, splits.val_y),
+            accuracy(model, splits.test_x, splits.test_y),
+            accuracy(model, splits.val_x, splits.val_y),
         )
         return {"acc_test": test, "acc_val": val, "train_seconds": time.perf_counter() - t0}
 
     job.dense_info, source = get_or_train(spec.cache_dir, spec.dense_id, job.model, train_dense)
     job.model.to(device)
-    job.dense_state = Run._state(job.model)
+    job.dense_state = state_of(job.model)
     # Whatever training consumed, what follows starts from the same RNG state whether the
     # dense model was trained now or loaded from the cache.
     torch.manual_seed(spec.seed + 1)
@@ -384,8 +281,8 @@ def run(spec: RunSpec) -> Run:
         "data": round(data_seconds, 3),
         "dense": round(time.perf_counter() - start - data_seconds, 3),
     }
-
     job.dense_source = source
-    spec.schedule.run(job)
+    for outcome in spec.schedule.run(job, spec.recovery):
+        job.record(outcome)
     remove_masks(job.model)
     return job

@@ -1,6 +1,7 @@
 """How a pruned model recovers: finetune, lr/weight rewinding, retraining, distillation, sharing.
 
-Each method trains `run.model` in place with its masks attached, so pruned weights stay zero.
+Each method trains the RunContext's model in place with its masks attached, so pruned weights
+stay zero, and returns the metrics only it knows (e.g. acc_reinit_test) for the result row.
 """
 
 from __future__ import annotations
@@ -8,33 +9,49 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from sweeplab.engine.train import Distillation, steps_per_epoch
+from sweeplab.engine.context import Masks, RunContext
+from sweeplab.engine.recipe import TrainConfig
+from sweeplab.engine.train import Distillation
 from sweeplab.errors import SweeplabError, check_positive
+from sweeplab.pruning.masks import apply_masks, remove_masks
 
-if TYPE_CHECKING:
-    from sweeplab.engine.pipeline import Run
+Metrics = dict[str, object]  # metric name -> value, merged into the result row
 
 
 class Recovery:
-    """Base: `recover(run, masks, callbacks)` trains run.model with its masks attached."""
+    """Base: `recover(ctx, masks, callbacks)` trains ctx.model with its masks attached.
+
+    Declarations (checked by sweeplab.engine.task before any training):
+        resets_dense_weights: loads weights of the dense architecture (a snapshot or a fresh
+            initialization) into the pruned model, so it cannot follow structured pruning.
+        needs_masks: acts on the masks themselves, so it needs an unstructured pruner.
+        restarts_training: trains from a reset, not from the pruned weights (steps() is
+            None), so no schedule can prune during its training.
+    """
 
     name = "recovery"
+    resets_dense_weights: ClassVar[bool] = False
+    needs_masks: ClassVar[bool] = False
+    restarts_training: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
-        """Args: name: the config file's name (recorded by run.py, unused here)."""
+        """Args: name: the config file's name (recorded by task.py, unused here)."""
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
+        """Train the pruned model; returns this method's own metrics (often none)."""
         raise NotImplementedError
 
-    def steps(self, run: Run) -> int | None:
+    def steps(self, ctx: RunContext) -> int | None:
         """Optimizer steps of the training that continues from the pruned weights, if any."""
-        return run.spec.finetune.epochs * steps_per_epoch(run.splits, run.spec.finetune.batch_size)
+        return ctx.finetune.epochs * ctx.steps_per_epoch(ctx.finetune.batch_size)
 
 
 class Finetune(Recovery):
@@ -42,8 +59,11 @@ class Finetune(Recovery):
 
     name = "finetune"
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
-        run.fit(run.spec.finetune, "finetune", callbacks=callbacks)
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
+        ctx.fit(ctx.finetune, "finetune", callbacks=callbacks)
+        return {}
 
 
 class LrRewind(Recovery):
@@ -55,17 +75,20 @@ class LrRewind(Recovery):
 
     name = "lr_rewind"
 
-    def _cfg(self, run: Run):  # -> TrainConfig
-        return replace(run.spec.train, epochs=run.spec.finetune.epochs)
+    def _cfg(self, ctx: RunContext) -> TrainConfig:
+        return replace(ctx.train, epochs=ctx.finetune.epochs)
 
-    def steps(self, run: Run) -> int:
-        return self._cfg(run).epochs * steps_per_epoch(run.splits, run.spec.train.batch_size)
+    def steps(self, ctx: RunContext) -> int:
+        return self._cfg(ctx).epochs * ctx.steps_per_epoch(ctx.train.batch_size)
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
-        train = run.spec.train
-        total = train.epochs * steps_per_epoch(run.splits, train.batch_size)
-        window = (max(total - self.steps(run), 0), total)
-        run.fit(self._cfg(run), "finetune", lr_window=window, callbacks=callbacks)
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
+        train = ctx.train
+        total = train.epochs * ctx.steps_per_epoch(train.batch_size)
+        window = (max(total - self.steps(ctx), 0), total)
+        ctx.fit(self._cfg(ctx), "finetune", lr_window=window, callbacks=callbacks)
+        return {}
 
 
 class WeightRewind(Recovery):
@@ -85,6 +108,8 @@ class WeightRewind(Recovery):
     """
 
     name = "weight_rewind"
+    resets_dense_weights = True
+    restarts_training = True
 
     def __init__(self, step: int = 0, control: bool = False, name: str | None = None) -> None:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
@@ -93,28 +118,31 @@ class WeightRewind(Recovery):
             raise SweeplabError(f"recovery.control={control!r} must be true or false")
         self.step, self.control = step, control
 
-    def steps(self, run: Run) -> None:
+    def steps(self, ctx: RunContext) -> None:
         return None
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
-        train = run.spec.train
-        per_epoch = steps_per_epoch(run.splits, train.batch_size)
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
+        train = ctx.train
+        per_epoch = ctx.steps_per_epoch(train.batch_size)
         total = train.epochs * per_epoch
         if self.step >= total:
             raise SweeplabError(
                 f"recovery.step={self.step} is not before the end of training ({total} steps)"
             )
-        run.reset_to(run.snapshot(self.step))
+        ctx.reset_to(ctx.snapshot(self.step))
         epochs = max(1, round((total - self.step) / per_epoch))
         recipe = replace(train, epochs=epochs)
-        run.fit(recipe, "retrain", lr_window=(self.step, total))
-        if self.control:
-            ticket = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
-            run.reset_to(run.fresh_init(run.spec.seed + Retrain.REINIT_SEED_OFFSET))
-            run.fit(recipe, "control", lr_window=(self.step, total))
-            test, val = run.evaluate()
-            run.extra.update(acc_reinit_test=test, acc_reinit_val=val)
-            run.reset_to(ticket)
+        ctx.fit(recipe, "retrain", lr_window=(self.step, total))
+        if not self.control:
+            return {}
+        ticket = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
+        ctx.reset_to(ctx.fresh_init(ctx.seed + Retrain.REINIT_SEED_OFFSET))
+        ctx.fit(recipe, "control", lr_window=(self.step, total))
+        test, val = ctx.evaluate()
+        ctx.reset_to(ticket)
+        return {"acc_reinit_test": test, "acc_reinit_val": val}
 
 
 class Retrain(Recovery):
@@ -122,13 +150,18 @@ class Retrain(Recovery):
 
     name = "retrain"
     REINIT_SEED_OFFSET = 7919  # a different init than the dense model's, fixed per run seed
+    resets_dense_weights = True
+    restarts_training = True
 
-    def steps(self, run: Run) -> None:
+    def steps(self, ctx: RunContext) -> None:
         return None
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
-        run.reset_to(run.fresh_init(run.spec.seed + self.REINIT_SEED_OFFSET))
-        run.fit(run.spec.train, "retrain")
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
+        ctx.reset_to(ctx.fresh_init(ctx.seed + self.REINIT_SEED_OFFSET))
+        ctx.fit(ctx.train, "retrain")
+        return {}
 
 
 class Distill(Recovery):
@@ -147,12 +180,15 @@ class Distill(Recovery):
             raise SweeplabError(f"recovery.alpha={alpha} must lie in [0, 1], e.g. 0.5")
         self.temperature = float(check_positive("recovery.temperature", temperature))
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
-        teacher = run.dense_model().eval()
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
+        teacher = ctx.dense_model().eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         distill = Distillation(teacher, self.alpha, self.temperature)
-        run.fit(run.spec.finetune, "finetune", distill=distill, callbacks=callbacks)
+        ctx.fit(ctx.finetune, "finetune", distill=distill, callbacks=callbacks)
+        return {}
 
 
 class SharedWeights(torch.nn.Module):
@@ -193,22 +229,24 @@ class WeightSharing(Recovery):
     """
 
     name = "weight_sharing"
+    needs_masks = True
 
     def __init__(self, bits: int = 5, name: str | None = None) -> None:
         self.bits = int(check_positive("recovery.bits", bits, integer=True))
         if self.bits > 16:
             raise SweeplabError(f"recovery.bits={bits} is more than 16; use 2-8 as Han et al.")
 
-    def recover(self, run: Run, masks: dict[str, Tensor], callbacks: Sequence[pl.Callback] = ()):
+    def recover(
+        self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
+    ) -> Metrics:
         from torch.nn.utils import parametrize
 
-        from sweeplab.pruning.masks import remove_masks
-
-        run.fit(run.spec.finetune, "finetune", callbacks=callbacks)
-        remove_masks(run.model)  # zeros baked in; the sharing parametrization keeps them zero
+        ctx.fit(ctx.finetune, "finetune", callbacks=callbacks)
+        model = ctx.model
+        remove_masks(model)  # zeros baked in; the sharing parametrization keeps them zero
         shared = []
         for name, mask in masks.items():
-            module = run.model.get_submodule(name.rsplit(".", 1)[0])
+            module = model.get_submodule(name.rsplit(".", 1)[0])
             weight = module.weight.detach()
             keep = mask.to(weight.device).bool()
             if not keep.any():
@@ -222,17 +260,15 @@ class WeightSharing(Recovery):
             )
             module.parametrizations.weight.original.requires_grad_(False)
             shared.append(module)
-        run.fit(run.spec.finetune, "share", callbacks=())
+        ctx.fit(ctx.finetune, "share", callbacks=())
         for module in shared:
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-        run.apply(masks)  # re-attach so the pipeline's bookkeeping sees the same masks
+        apply_masks(model, masks)  # re-attach so the measured model carries the same masks
         prunable = sum(m.numel() for m in masks.values())
         survivors = sum(int(m.sum()) for m in masks.values())
-        other = sum(p.numel() for p in run.model.parameters()) - prunable
-        run.extra["shared_bits"] = self.bits
-        run.extra["size_bytes"] = shared_size_bytes(
-            survivors, prunable, len(masks), self.bits, other
-        )
+        other = sum(p.numel() for p in model.parameters()) - prunable
+        size = shared_size_bytes(survivors, prunable, len(masks), self.bits, other)
+        return {"shared_bits": self.bits, "size_bytes": size}
 
 
 def shared_size_bytes(survivors: int, prunable: int, layers: int, bits: int, other: int) -> int:

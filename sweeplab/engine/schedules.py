@@ -1,91 +1,120 @@
 """When pruning happens: one-shot, iterative rounds, gradual (Zhu & Gupta) or at initialization.
 
-A schedule drives `run` (sweeplab.engine.pipeline.Run): it asks for masks, measures the pruned
-model, hands it to the recovery method, and records one result per round.
+A schedule owns the sparsity: it decides the absolute target of every pruning step, asks the
+RunContext to prune to it, hands the model to the recovery, and yields one Outcome per result
+row (the pipeline measures and writes it before the schedule goes on).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
 
 from torch import Tensor
 
+from sweeplab.engine.context import Outcome, RunContext
+from sweeplab.engine.recovery import Recovery
 from sweeplab.engine.train import StepCallback
 from sweeplab.errors import SweeplabError, check_fraction, check_positive
+from sweeplab.pruning.budget import Target
 
 if TYPE_CHECKING:
-    from sweeplab.engine.pipeline import Run
     from sweeplab.engine.train import LitClassifier
 
 
 class Schedule:
-    """Base: `run(run)` prunes and recovers, calling run.record() once per result row."""
+    """Base: `run(ctx, recovery)` prunes and recovers, yielding one Outcome per result row.
+
+    Declarations (checked by sweeplab.engine.task before any training):
+        single_shot: prunes the trained dense model once and keeps no masks over time, so a
+            pruner that returns a new, smaller model can run under it.
+        needs_target: needs pruning.sparsity to spread over its steps (no threshold mode).
+        prunes_during_recovery: prunes inside the recovery's training, which must continue
+            from the pruned weights (not restart).
+    """
 
     name = "schedule"
+    single_shot: ClassVar[bool] = False
+    needs_target: ClassVar[bool] = False
+    prunes_during_recovery: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
-        """Args: name: the config file's name (recorded by run.py, unused here)."""
+        """Args: name: the config file's name (recorded by task.py, unused here)."""
 
-    def run(self, run: Run) -> None:
+    def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
         raise NotImplementedError
+
+
+def _target(ctx: RunContext) -> Target | None:
+    """One step to pruning.sparsity, or None where the pruner sets its own amount."""
+    return None if ctx.sparsity is None else Target.oneshot(ctx.sparsity)
+
+
+def _final_target(ctx: RunContext, schedule: str) -> float:
+    if ctx.sparsity is None:
+        raise SweeplabError(f"schedule={schedule} needs pruning.sparsity (not threshold mode)")
+    return ctx.sparsity
 
 
 class OneShot(Schedule):
     """Prune to the target sparsity once, then recover."""
 
     name = "oneshot"
+    single_shot = True
 
-    def run(self, run: Run) -> None:
-        masks = run.prune()
-        before = run.evaluate()
-        run.recovery.recover(run, masks)
-        run.record(masks, before)
+    def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
+        target = _target(ctx)
+        masks = ctx.prune(target)
+        before = ctx.evaluate()
+        extra = recovery.recover(ctx, masks)
+        yield Outcome(masks, before, extra, requested=None if target is None else target.sparsity)
 
 
 class AtInit(Schedule):
     """Prune the freshly initialized model (SNIP, GraSP, SynFlow), then train it sparse.
 
     Use with recovery=weight_rewind (train from these initial weights with the dense recipe).
+    It prunes the initialization, not the trained model, so it is not single-shot in the
+    sense structured pruners need.
     """
 
     name = "at_init"
 
-    def run(self, run: Run) -> None:
-        run.reset_to(run.snapshot(0))
-        masks = run.prune()
-        before = run.evaluate()
-        run.recovery.recover(run, masks)
-        run.record(masks, before)
+    def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
+        ctx.reset_to(ctx.snapshot(0))
+        target = _target(ctx)
+        masks = ctx.prune(target)
+        before = ctx.evaluate()
+        extra = recovery.recover(ctx, masks)
+        yield Outcome(masks, before, extra, requested=None if target is None else target.sparsity)
 
 
 class Iterative(Schedule):
     """k rounds of prune -> recover; one row per round, so one run gives the whole curve.
 
-    Each round prunes the same fraction p of the surviving weights, p = 1 - (1 - s)^(1/k), so
-    the last round lands exactly on the target sparsity s (layer_scale scales p per layer).
+    Round r's target is 1 - (1 - p)^r with p = 1 - (1 - s)^(1/k): each round prunes the same
+    fraction p of the surviving weights, and the last round lands exactly on the target
+    sparsity s (layer_scale scales p per layer).
 
     Args:
         rounds: number of prune-recover rounds k.
     """
 
     name = "iterative"
+    needs_target = True
 
     def __init__(self, rounds: int = 5, name: str | None = None) -> None:
         self.rounds = int(check_positive("schedule.rounds", rounds, integer=True))
 
-    def run(self, run: Run) -> None:
-        target = run.pruner.sparsity
-        if target is None:
-            raise SweeplabError("schedule=iterative needs pruning.sparsity (not threshold mode)")
-        per_round = 1.0 - (1.0 - target) ** (1.0 / self.rounds)
+    def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
+        targets = Target.geometric(_final_target(ctx, self.name), self.rounds)
         masks: dict[str, Tensor] | None = None
-        for r in range(1, self.rounds + 1):
-            cumulative = 1.0 - (1.0 - per_round) ** r
-            masks = run.prune(existing=masks, rate=per_round)
-            before = run.evaluate()
-            run.recovery.recover(run, masks)
+        for r, target in enumerate(targets, start=1):
+            masks = ctx.prune(target, existing=masks)
+            before = ctx.evaluate()
+            extra = recovery.recover(ctx, masks)
             last = r == self.rounds
-            run.record(masks, before, round=r, requested=target if last else cumulative, final=last)
+            yield Outcome(masks, before, extra, round=r, requested=target.sparsity, final=last)
 
 
 def cubic_sparsity(
@@ -112,8 +141,10 @@ def cubic_sparsity(
 class GradualPruning(StepCallback):
     """Lightning callback: raises the mask's sparsity along the cubic curve every dt steps."""
 
-    def __init__(self, run: Run, final: float, initial: float, start: int, n: int, every: int):
-        self.run, self.final, self.initial = run, final, initial
+    def __init__(
+        self, ctx: RunContext, final: float, initial: float, start: int, n: int, every: int
+    ) -> None:
+        self.ctx, self.final, self.initial = ctx, final, initial
         self.start, self.n, self.every = start, n, every
         self.masks: dict[str, Tensor] | None = None
         self.history: list[tuple[int, float]] = []
@@ -123,7 +154,7 @@ class GradualPruning(StepCallback):
         if not due or step > self.start + self.n * self.every:
             return
         target = cubic_sparsity(step, self.final, self.initial, self.start, self.n, self.every)
-        self.masks = self.run.prune(existing=self.masks, sparsity=target)
+        self.masks = self.ctx.prune(Target(target), existing=self.masks)
         self.history.append((step, target))
 
 
@@ -138,6 +169,8 @@ class Gradual(Schedule):
     """
 
     name = "gradual"
+    needs_target = True
+    prunes_during_recovery = True
 
     def __init__(
         self,
@@ -154,26 +187,30 @@ class Gradual(Schedule):
             raise SweeplabError(f"schedule.end={end} must lie in (schedule.start, 1], e.g. 0.75")
         self.every = int(check_positive("schedule.frequency", frequency, integer=True))
 
-    def run(self, run: Run) -> None:
-        final = run.pruner.sparsity
-        if final is None:
-            raise SweeplabError("schedule=gradual needs pruning.sparsity (not threshold mode)")
-        total = run.recovery.steps(run)
+    def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
+        final = _final_target(ctx, self.name)
+        total = recovery.steps(ctx)
         if total is None:
-            raise SweeplabError(
-                f"schedule=gradual prunes during training; recovery={run.recovery.name} "
-                "restarts it: use recovery=finetune, lr_rewind or distill"
-            )
+            raise SweeplabError(refusal(self.name, recovery.name))
         t0 = round(self.start * total)
         n = max(1, (round(self.end * total) - t0) // self.every)
-        callback = GradualPruning(run, final, self.initial, t0, n, self.every)
+        callback = GradualPruning(ctx, final, self.initial, t0, n, self.every)
         if t0 == 0:
             callback.on_optimizer_step(None, 0)  # type: ignore[arg-type]  # s_i before step 1
-        run.recovery.recover(run, callback.masks or run.prune(sparsity=0.0), callbacks=[callback])
+        masks = callback.masks or ctx.prune(Target(0.0))
+        extra = recovery.recover(ctx, masks, callbacks=[callback])
         reached = callback.history[-1][1] if callback.history else 0.0
         if callback.masks is None or reached != final:
             raise SweeplabError(
                 f"schedule=gradual reached only {reached} of {final} in {total} steps; "
                 "lower schedule.frequency or raise finetune.epochs"
             )
-        run.record(callback.masks, None)
+        yield Outcome(callback.masks, None, extra, requested=final)
+
+
+def refusal(schedule: str, recovery: str) -> str:
+    """The error for a recovery that restarts training under a schedule that prunes in it."""
+    return (
+        f"schedule={schedule} prunes during training; recovery={recovery} "
+        "restarts it: use recovery=finetune, lr_rewind or distill"
+    )

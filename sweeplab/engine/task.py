@@ -73,21 +73,10 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     pruner = instantiate(cfg.pruning)
     schedule = instantiate(cfg.schedule)
     recovery = instantiate(cfg.recovery)
-    granularity = getattr(pruner, "granularity", "weight")
-    if granularity != "weight":
-        # Structures are removed physically: later rounds, masks over time, or weights reset
-        # to the dense model's shapes have nothing to act on.
-        if schedule.name != "oneshot":
-            raise SweeplabError(
-                f"pruning={pruner.name} removes {granularity}s physically and runs with "
-                f"schedule=oneshot only, not schedule={schedule.name}"
-            )
-        if recovery.name in ("weight_rewind", "retrain", "weight_sharing"):
-            raise SweeplabError(
-                f"recovery={recovery.name} resets weights of the dense architecture; with "
-                f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
-            )
-    from sweeplab.engine.train import TrainConfig
+    from sweeplab.engine.compatibility import check_combination
+
+    check_combination(pruner, schedule, recovery)
+    from sweeplab.engine.recipe import TrainConfig
 
     def section(name: str) -> dict:
         return OmegaConf.to_container(cfg[name], resolve=True)

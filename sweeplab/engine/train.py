@@ -1,4 +1,7 @@
-"""The LightningModule that trains any classifier nn.Module, and `fit`, which drives it."""
+"""The LightningModule that trains any classifier nn.Module, and `fit`, which drives it.
+
+The hyperparameters of one phase are a TrainConfig (sweeplab.engine.recipe).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
@@ -16,11 +19,10 @@ from torch import Tensor, nn
 
 from sweeplab.data.augment import crop_flip
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.errors import SweeplabError, check_positive
+from sweeplab.engine.recipe import TrainConfig
+from sweeplab.errors import SweeplabError
 from sweeplab.pruning.masks import PRUNABLE_TYPES
 
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("cosine", "constant", "step")
 # Config section that holds each phase's hyperparameters, for error messages.
 CONFIG_SECTION = {
     "dense": "train",
@@ -37,73 +39,6 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
 warnings.filterwarnings("ignore", ".*defined a `validation_step` but have no `val_dataloader`.*")
-
-
-@dataclass
-class TrainConfig:
-    """One training phase (dense training or recovery). lr is per batch of batch_size.
-
-    weight_l1 / weight_l2 add lambda * sum|w| / lambda * sum w^2 over prunable weights to the
-    loss (L1-regularized pruning drives weights to zero before magnitude pruning).
-    """
-
-    epochs: int
-    lr: float
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_schedule: str = "cosine"
-    # Linear warmup over this many epochs (lr rises from lr/steps to lr), then lr_schedule.
-    warmup_epochs: float | None = None
-    # lr_schedule=step: multiply the lr by lr_gamma every lr_step_epochs (e.g. SNIP's x0.1
-    # every 25K iterations)
-    lr_step_epochs: float | None = None
-    lr_gamma: float | None = None  # None: 0.1
-    weight_l1: float | None = None
-    weight_l2: float | None = None
-    bn_l1: float | None = None  # network slimming: lambda * sum |gamma| of batch-norm scales
-
-    @classmethod
-    def of(cls, values: dict, section: str) -> TrainConfig:
-        """The config section `section` as a TrainConfig; a key it does not know is named."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise SweeplabError(
-                f"{section}.{unknown[0]} is not a {section} setting; "
-                f"remove it or use one of {known}"
-            )
-        return cls(**values)
-
-    def check(self, section: str, allow_zero_epochs: bool = False) -> TrainConfig:
-        """Raise SweeplabError naming `section.key` for any invalid value; return self."""
-        if not (allow_zero_epochs and self.epochs == 0):
-            check_positive(f"{section}.epochs", self.epochs, integer=True)
-        check_positive(f"{section}.batch_size", self.batch_size, integer=True)
-        check_positive(f"{section}.lr", self.lr)
-        if self.optimizer not in OPTIMIZERS:
-            raise SweeplabError(
-                f"{section}.optimizer={self.optimizer!r} is not one of {list(OPTIMIZERS)}"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise SweeplabError(
-                f"{section}.lr_schedule={self.lr_schedule!r} is not one of {list(LR_SCHEDULES)}"
-            )
-        for key in ("weight_l1", "weight_l2", "bn_l1", "weight_decay", "warmup_epochs"):
-            value = getattr(self, key)
-            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
-                raise SweeplabError(f"{section}.{key}={value!r} must be a number >= 0, e.g. 1e-5")
-        if self.lr_schedule == "step":
-            check_positive(f"{section}.lr_step_epochs", self.lr_step_epochs)
-            if self.lr_gamma is not None:
-                check_positive(f"{section}.lr_gamma", self.lr_gamma)
-        if self.warmup_epochs and self.warmup_epochs >= self.epochs > 0:
-            raise SweeplabError(
-                f"{section}.warmup_epochs={self.warmup_epochs} is not shorter than "
-                f"{section}.epochs={self.epochs}; use e.g. {section}.warmup_epochs=1"
-            )
-        return self
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The Pruner: a criterion's scores plus a scope and a sparsity give masks."""
+"""The Pruner: a criterion's scores, thresholded by sweeplab.pruning.budget, give masks."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import torch
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction
-from sweeplab.pruning.masks import cut, prunable_parameters, threshold
+from sweeplab.pruning.budget import SCOPES, Target, cut, select
+from sweeplab.pruning.masks import prunable_parameters
+from sweeplab.pruning.strategy import Strategy
 
-SCOPES = ("global", "layer")
 
-
-class Pruner:
+class Pruner(Strategy):
     """Base of every criterion; a subclass implements `scores` (or, if iterative, `masks`).
 
     Three ways to turn scores into masks:
-    fraction (default): prune exactly round(sparsity * n) lowest-scoring weights;
+    target (default): prune exactly the count the target asks for (one-shot: round(sparsity
+    * n)), lowest scores first;
     threshold: prune where score < threshold (sparsity must be null);
     quality (Han et al. 2015): per layer, prune where score < quality * std(layer weights).
 
@@ -85,8 +86,8 @@ class Pruner:
         batches: Iterable[tuple[Tensor, Tensor]],
         generator: torch.Generator,
         *,
+        target: Target | None = None,
         existing: dict[str, Tensor] | None = None,
-        rate: float | None = None,
     ) -> dict[str, Tensor]:
         """Masks keyed by parameter name.
 
@@ -94,8 +95,9 @@ class Pruner:
             model: the model to score.
             batches: training batches.
             generator: seeded generator.
-            existing: masks of earlier rounds; what they prune stays pruned.
-            rate: fraction of the surviving weights to prune now (default: the sparsity).
+            target: the sparsity to reach (a schedule's step); default: this pruner's
+                sparsity in one step. Ignored in threshold and quality modes.
+            existing: masks of earlier steps; what they prune stays pruned.
         Returns:
             name -> float mask (1 keep, 0 prune), covering every prunable weight.
         """
@@ -107,5 +109,15 @@ class Pruner:
         if self.quality is not None:
             taus = {n: self.quality * float(w.detach().float().std()) for n, w in params.items()}
             return cut(scores, taus, existing)
-        rate = self.sparsity if rate is None else rate
-        return threshold(scores, rate, self.scope, existing, self.layer_scale)
+        return select(scores, self.target(target), self.scope, existing, self.layer_scale)
+
+    def target(self, target: Target | None) -> Target:
+        """`target`, or one step to this pruner's own sparsity."""
+        if target is not None:
+            return target
+        if self.sparsity is None:
+            raise SweeplabError(
+                "pruning.sparsity is null but no threshold or quality is set; "
+                "set pruning.sparsity, e.g. pruning.sparsity=0.9"
+            )
+        return Target.oneshot(self.sparsity)

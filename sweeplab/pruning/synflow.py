@@ -14,8 +14,9 @@ from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.pruning.base import Pruner
+from sweeplab.pruning.budget import Target, select
 from sweeplab.pruning.gradient import Batch
-from sweeplab.pruning.masks import prunable_parameters, remove_masks, threshold
+from sweeplab.pruning.masks import prunable_parameters, remove_masks
 
 
 def _linearized_copy(model: nn.Module, names: Iterable[str]) -> nn.Module:
@@ -84,9 +85,10 @@ class SynFlow(Pruner):
     Data-free: only the shape of one training batch is read. The network is linearized
     (|θ|, float64, eval mode) on a copy, so the caller's model is never touched. masks()
     prunes over `rounds` rounds with the exponential schedule: after round r the density
-    (relative to the weights that survive earlier masks) is (1 - rate)^(r / rounds), each
-    round re-scoring the network with the masks so far. The last round prunes with exactly
-    the requested rate, so the counts equal a one-shot prune's. With a threshold or quality
+    (relative to the weights that survive earlier masks) is (1 - share)^(r / rounds), each
+    round re-scoring the network with the masks so far, where share is the fraction of those
+    survivors the target prunes. The last round prunes exactly that share, so the counts
+    equal a one-shot prune's. With a threshold or quality
     mode, the masks come from one round of scores (the iteration needs a target count).
 
     Args:
@@ -115,8 +117,8 @@ class SynFlow(Pruner):
         batches: Iterable[Batch],
         generator: torch.Generator,
         *,
+        target: Target | None = None,
         existing: dict[str, Tensor] | None = None,
-        rate: float | None = None,
     ) -> dict[str, Tensor]:
         """Masks after `rounds` rounds of SynFlow pruning (see the class docstring).
 
@@ -124,19 +126,22 @@ class SynFlow(Pruner):
             model: the model to score; left untouched.
             batches: training batches; only the first one's shape is read.
             generator: unused (SynFlow is deterministic).
-            existing: masks of earlier rounds; what they prune stays pruned.
-            rate: fraction of the surviving weights to prune now (default: the sparsity).
+            target: the sparsity to reach (default: this pruner's, in one step).
+            existing: masks of earlier steps; what they prune stays pruned.
         Returns:
             name -> float mask (1 keep, 0 prune), covering every prunable weight.
         """
         if self.threshold is not None or self.quality is not None:
-            return super().masks(model, batches, generator, existing=existing, rate=rate)
-        rate = self.sparsity if rate is None else rate
+            return super().masks(model, batches, generator, target=target, existing=existing)
         names = list(prunable_parameters(model, self.exclude))
         shape = _input_shape(batches)
         net = _linearized_copy(model, names)
         weights = {n: net.get_parameter(n) for n in names}
         current = {n: m.to(weights[n].device) for n, m in (existing or {}).items() if n in weights}
+        total = sum(w.numel() for w in weights.values())
+        survivors = None if existing is None else sum(int(m.sum()) for m in existing.values())
+        rate = self.target(target).share(total, survivors)
+        kept = 1.0 if survivors is None else survivors / total  # before this step
         rounds = self.rounds if rate > 0 else 1
         masks: dict[str, Tensor] = {}
         for r in range(1, rounds + 1):
@@ -147,9 +152,10 @@ class SynFlow(Pruner):
             # Entries pruned in earlier rounds stay pruned: -inf sorts them first.
             for name, mask in current.items():
                 scores[name] = scores[name].masked_fill(mask == 0, float("-inf"))
-            # Rates are relative to `existing`'s survivors, so the last round (exactly `rate`)
+            # Shares are relative to `existing`'s survivors, so the last round (exactly `rate`)
             # prunes the same count a one-shot prune would, for either scope.
-            round_rate = rate if r == rounds else 1.0 - (1.0 - rate) ** (r / rounds)
-            masks = threshold(scores, round_rate, self.scope, existing, self.layer_scale)
+            share = rate if r == rounds else 1.0 - (1.0 - rate) ** (r / rounds)
+            step = Target(1.0 - (1.0 - share) * kept, share)
+            masks = select(scores, step, self.scope, existing, self.layer_scale)
             current = masks
         return masks

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch_pruning as tp
@@ -22,7 +23,6 @@ from torch import Tensor, nn
 from torch_pruning.pruner import function as tp_function
 
 from sweeplab.errors import SweeplabError
-from sweeplab.models.resnet_cifar import ChannelShortcut
 
 # Root layer types per granularity: channels of convolutions, neurons of linear layers.
 ROOT_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
@@ -33,10 +33,35 @@ WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-class _ShortcutPruner(tp_function.BasePruningFunc):
-    """Teaches Torch-Pruning the option-A shortcut: its in and out channels are independent."""
+@runtime_checkable
+class ChannelRouter(Protocol):
+    """A parameter-free module that routes input channels to output channels.
 
-    TARGET_MODULES = (ChannelShortcut,)
+    Output channel o copies input channel `index[o]`; the value `in_channels` stands for a
+    zero channel (padding). A ResNet's option-A shortcut is one
+    (sweeplab.models.resnet_cifar.ChannelShortcut). Removing channels edits `index` and
+    `in_channels`, so the routing stays right; any module with these two attributes is
+    pruned this way, and the model library needs to know nothing of pruning.
+    """
+
+    index: Tensor
+    in_channels: int
+
+
+def _is_router(module: nn.Module) -> bool:
+    return (
+        isinstance(module, ChannelRouter)
+        and isinstance(module.index, Tensor)
+        and not isinstance(module, WEIGHT_TYPES)
+    )
+
+
+class _RouterPruner(tp_function.BasePruningFunc):
+    """Teaches Torch-Pruning a ChannelRouter: its in and out channels are independent."""
+
+    def __init__(self, types: tuple[type[nn.Module], ...]) -> None:
+        super().__init__()
+        self.TARGET_MODULES = types
 
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
         drop = set(idxs)
@@ -98,11 +123,14 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _graph(model: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
+    # One pruner per router type in this model (Torch-Pruning matches modules by type).
+    types = tuple(dict.fromkeys(type(m) for m in model.modules() if _is_router(m)))
+    pruner = _RouterPruner(types)
     with torch.enable_grad():
         return tp.DependencyGraph().build_dependency(
             model,
             example_inputs=example_input,
-            customized_pruners={ChannelShortcut: _ShortcutPruner()},
+            customized_pruners=dict.fromkeys(types, pruner),
             verbose=False,
         )
 
