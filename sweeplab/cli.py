@@ -88,7 +88,7 @@ def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
 def _report_threads(rows: pd.DataFrame) -> None:
     """Say when the finished rows trained at different torch thread counts: the same run id
     can differ across them (float summation order), so such a table mixes two measurements."""
-    from sweeplab.reproduce.paper import thread_counts
+    from sweeplab.reproduce.render import thread_counts
 
     if "threads" not in rows:
         return
@@ -264,7 +264,7 @@ _REPRODUCE_FLAGS = {"--list": "list", "--no-run": "no_run", "--smoke": "smoke"}
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from sweeplab.reproduce.command import command as reproduce
+    from sweeplab.reproduce import command as reproduce
 
     overrides = []
     for arg in args.overrides:  # flags after NAME land here (Hydra overrides never start --)
