@@ -248,6 +248,24 @@ def test_columns_are_checked_against_the_rows(spec: ValueSpec, message: str) -> 
     assert "\n" not in str(info.value)
 
 
+def test_where_selects_what_table_where_selects() -> None:
+    """A paper block's where: and `sweeplab table --where` are one filter (results.filters)."""
+    from sweeplab.reproduce.values import select
+    from sweeplab.results import filters
+
+    rows = frame(ROWS)
+    ok = rows[rows["status"] == "ok"]
+    for where in (
+        {"strategy": "layer_magnitude", "seed": 1},
+        {"strategy": ["global_magnitude", "iter"]},
+        {"config.pruning.ratio": 0.3},
+    ):
+        mine = select(rows, ValueSpec("v", "acc", where), "exp=x")
+        clauses = filters.clauses({k.removeprefix("config."): v for k, v in where.items()})
+        theirs = filters.filter_rows(ok, clauses)
+        assert sorted(mine["run_id"]) == sorted(theirs["run_id"]), where
+
+
 def test_where_lists_match_any_and_numbers_compare_as_numbers() -> None:
     assert value("acc", {"strategy": ["layer_magnitude", "iter"]}, "count") == 5
     assert value("acc", {"seed": 1.0, "strategy": "layer_magnitude"}) == pytest.approx(97.4)

@@ -70,10 +70,13 @@ def select_manifest_rows(df: pd.DataFrame, run_ids: Iterable[str]) -> Selection:
     dense_ids = set(_column(df, "dense_id")[mine].dropna())
     dense = (_column(df, "strategy") == "dense") & _column(df, "dense_id").isin(dense_ids) & ~mine
     rows = df[mine | dense]
+    errors = _column(rows, "error").map(lambda e: e if isinstance(e, str) and e else "failed")
     failed = [
-        f"{r['run_id']}: {r.get('error') if isinstance(r.get('error'), str) else 'failed'}"
-        for _, r in rows.iterrows()
-        if r.get("status") != "ok"
+        f"{rid}: {error}"
+        for rid, error, status in zip(
+            _column(rows, "run_id"), errors, _column(rows, "status"), strict=True
+        )
+        if status != "ok"
     ]
     have = set(run_id[mine])
     failed += [f"{rid}: no row written (see the sweep's output)" for rid in sorted(ids - have)]

@@ -212,10 +212,11 @@ def compute_value(df: pd.DataFrame, spec: ValueSpec, source: str = "the rows") -
     """
     chosen = select(df, spec, source)
     try:
-        values, integral = metric_values(chosen, spec.metric, source)
+        # over every row: whether a column holds counts is a property of the column
+        values, integral = metric_values(df, spec.metric, source)
     except SweeplabError as e:
         raise SweeplabError(f"value {spec.name}: {e}") from None
-    values = values.dropna()
+    values = values.loc[chosen.index].dropna()
     if values.empty:
         lacking = f" ({len(chosen)} match but have no {spec.metric})" if len(chosen) else ""
         raise SweeplabError(
