@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from conftest import REPO
 from sweeplab.configs import CONF, check_choices
 from sweeplab.engine.task import instantiate
-from sweeplab.reproduce.paper import TIERS, check_paper
 from sweeplab.reproduce.rules import expression_names
+from sweeplab.reproduce.schema import TIERS, check_paper
 
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 

@@ -184,7 +184,7 @@ def test_checkpoint_accuracies_are_recorded_without_changing_training(
 ) -> None:
     """measure.checkpoints: test accuracy at the recovery's last checkpoints, the last one the
     final model; the run's other metrics stay bitwise what they are without it."""
-    from sweeplab.reproduce.paper import DERIVED
+    from sweeplab.reproduce.values import DERIVED
 
     base = [*FAST, f"recovery={recovery}", "measure.latency=false"]
     plain = execute(compose([*base, f"paths.results_dir={tmp_path / 'plain'}"]))

@@ -15,8 +15,11 @@ import yaml
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.reproduce.command import select_manifest_rows
-from sweeplab.reproduce.paper import ValueSpec, check_paper, compute_value, thread_counts
+from sweeplab.reproduce.render import thread_counts
 from sweeplab.reproduce.rules import check_rule, evaluate, expression_names, fmt
+from sweeplab.reproduce.schema import ValueSpec, check_paper
+from sweeplab.reproduce.values import DERIVED, compute_value
+from sweeplab.results.rows import flat_row
 
 # ------------------------------------------------------------------------------- expressions
 
@@ -157,8 +160,14 @@ ROWS = [
 ]
 
 
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as load_rows gives them: config keys as dotted columns (config.pruning.ratio is
+    the column pruning.ratio), ints with gaps as floats."""
+    return pd.DataFrame([flat_row(r) for r in rows])
+
+
 def value(metric: str, where: dict[str, Any] | None = None, agg: str = "mean", by=None) -> Any:
-    return compute_value(ROWS, ValueSpec("v", metric, where or {}, agg, by))
+    return compute_value(frame(ROWS), ValueSpec("v", metric, where or {}, agg, by), "exp=x")
 
 
 def test_where_filters_and_aggregates() -> None:
@@ -202,10 +211,71 @@ def test_config_where_and_by() -> None:
 def test_empty_selection_names_the_value_and_filter() -> None:
     spec = ValueSpec("pruned_err", "error", {"round": 5}, "mean")
     with pytest.raises(SweeplabError, match=r"value pruned_err: no ok row .* where \{round: 5\}"):
-        compute_value(ROWS, spec)
+        compute_value(frame(ROWS), spec)
     spec = ValueSpec("fl", "flops", {"run_id": "g0"}, "mean")
     with pytest.raises(SweeplabError, match="1 match but have no flops"):
-        compute_value([row(run_id="g0", flops=None)], spec)
+        compute_value(frame([row(run_id="g0", flops=None)]), spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            ValueSpec("g16", "accuracy", {}),
+            r"value g16: metric 'accuracy' is neither a column of exp=x's rows nor a derived "
+            r"metric; choose one of acc, ",
+        ),
+        (
+            ValueSpec("g16", "acc", {"sparsity": 0.9}),
+            r"value g16: where key 'sparsity' is no column of exp=x's rows; choose from ",
+        ),
+        (
+            ValueSpec("g16", "acc", {"config.pruning.rate": 0.5}),
+            r"where key 'config.pruning.rate' is no column of exp=x's rows",
+        ),
+        (ValueSpec("g16", "acc", {}, by="seeds"), r"value g16: by 'seeds' is no column of exp=x"),
+        (ValueSpec("s", "strategy", {}), r"value s: metric 'strategy' is not a number in exp=x"),
+        (
+            ValueSpec("g", "acc", {"strategy": "global_magnitude", "seed": 7}),
+            r"where \{strategy: global_magnitude, seed: 7\} \(seed has: 0, 1, 2\)",
+        ),
+    ],
+)
+def test_columns_are_checked_against_the_rows(spec: ValueSpec, message: str) -> None:
+    """Rows carry an open set of metrics: names are checked when the rows are there."""
+    with pytest.raises(SweeplabError, match=message) as info:
+        compute_value(frame(ROWS), spec, "exp=x's rows")
+    assert "\n" not in str(info.value)
+
+
+def test_where_selects_what_table_where_selects() -> None:
+    """A paper block's where: and `sweeplab table --where` are one filter (results.filters)."""
+    from sweeplab.reproduce.values import select
+    from sweeplab.results import filters
+
+    rows = frame(ROWS)
+    ok = rows[rows["status"] == "ok"]
+    for where in (
+        {"strategy": "layer_magnitude", "seed": 1},
+        {"strategy": ["global_magnitude", "iter"]},
+        {"config.pruning.ratio": 0.3},
+    ):
+        mine = select(rows, ValueSpec("v", "acc", where), "exp=x")
+        clauses = filters.clauses({k.removeprefix("config."): v for k, v in where.items()})
+        theirs = filters.filter_rows(ok, clauses)
+        assert sorted(mine["run_id"]) == sorted(theirs["run_id"]), where
+
+
+def test_where_lists_match_any_and_numbers_compare_as_numbers() -> None:
+    assert value("acc", {"strategy": ["layer_magnitude", "iter"]}, "count") == 5
+    assert value("acc", {"seed": 1.0, "strategy": "layer_magnitude"}) == pytest.approx(97.4)
+    assert value("acc", {"sparsity_requested": "0.9375", "seed": 1}, "count") == 2
+    rows = frame(ROWS)
+    assert rows["params_prunable"].dtype == "int64"
+    gappy = frame([*ROWS, row(run_id="f", status="failed", params_prunable=None)])
+    assert gappy["params_prunable"].dtype == "float64"  # a failed row has no counts
+    spec = ValueSpec("p", "params_prunable", {"run_id": "g0"})
+    assert fmt(compute_value(gappy, spec)) == "1000"  # still a count
 
 
 def test_manifest_selection() -> None:
@@ -218,8 +288,8 @@ def test_manifest_selection() -> None:
         row(run_id="dense0", strategy="dense", dense_id="d0"),
         row(run_id="dense9", strategy="dense", dense_id="d9"),
     ]
-    sel = select_manifest_rows(rows, ["aaa", "bbb", "ccc", "ddd"])
-    assert [r["run_id"] for r in sel.rows] == ["aaa", "bbb-r1", "bbb", "dense0"]
+    sel = select_manifest_rows(frame(rows), ["aaa", "bbb", "ccc", "ddd"])
+    assert list(sel.rows["run_id"]) == ["aaa", "bbb-r1", "bbb", "dense0"]
     assert sel.failed == [
         "ccc: RuntimeError: boom",
         "ddd: no row written (see the sweep's output)",
@@ -290,10 +360,14 @@ def test_good_block_validates() -> None:
         ("smoke", [1], r"paper\.smoke=\[1\] must be a list of strings"),
         ("extra", 1, r"paper has unknown key 'extra'"),
         ("cells", [], r"paper\.cells=\[\] must be a non-empty list"),
-        ("values/g16/metric", "accuracy", r"paper\.values\.g16\.metric='accuracy' is unknown"),
+        ("values/g16/metric", 3, r"paper\.values\.g16\.metric=3 is missing or not a name"),
+        ("values/g16/metric", KeyError, r"paper\.values\.g16\.metric=None is missing"),
         ("values/g16/agg", "avg", r"paper\.values\.g16\.agg='avg' is unknown; choose one of"),
-        ("values/g16/by", "seeds", r"paper\.values\.g16\.by='seeds' is not a row column"),
-        ("values/g16/where", {"sparsity": 0.9}, r"where key='sparsity' is not a row column"),
+        ("values/g16/by", ["seed"], r"paper\.values\.g16\.by=\['seed'\] is not a column name"),
+        ("values/g16/where", {1: 0.9}, r"where key=1 is not a column name"),
+        ("values/g16/where", [], r"paper\.values\.g16\.where=\[\] must be a mapping"),
+        ("values/g16/where/seed", {"a": 1}, r"where\.seed=\{'a': 1\} must be a number, a str"),
+        ("values/g16/where/seed", [], r"where\.seed=\[\] must be a number, a string"),
         ("values/g16/wher", {}, r"paper\.values\.g16 has unknown key 'wher'"),
         ("values/sum", {"metric": "acc"}, r"value name 'sum'"),
         ("cells/0/pass", KeyError, r"paper\.cells\[0\]\.pass=None is missing or invalid"),
@@ -507,8 +581,6 @@ def test_experiment_check_covers_paper_blocks(lab) -> None:
 
 
 def test_percent_metrics_carry_no_float_noise_that_flips_a_rule_at_its_bound() -> None:
-    from sweeplab.reproduce.paper import DERIVED
-
     # 100 * (1 - 0.981) is 1.9000000000000017 in floats: `error <= 1.9` would fail.
     assert DERIVED["error"]({"acc_finetuned_test": 0.981}) == 1.9
     assert DERIVED["error_dense"]({"acc_dense_test": 0.972}) == 2.8

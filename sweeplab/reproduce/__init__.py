@@ -1,1 +1,2 @@
-"""`sweeplab reproduce`: paper blocks (schema, values, rules), command, rendered table."""
+"""`sweeplab reproduce`: the paper block (schema), its values from rows (values), pass rules
+(rules), the table (render) and the command (command)."""

@@ -1,9 +1,9 @@
 """`sweeplab reproduce NAME`: run a paper's experiment, then print paper vs. ours, cell by cell.
 
-The paper block's schema, values and table live in reproduce.paper, its rules in
-reproduce.rules; this module finds experiments, runs the sweep with a manifest of its run ids,
-picks those rows and writes the table. torch is imported only to ask whether a GPU-tier run
-has its GPU.
+This module finds experiments, runs the sweep with a manifest of its run ids, picks those rows
+from load_rows' DataFrame and writes the table; the block's schema is reproduce.schema, its
+values reproduce.values, its rules reproduce.rules and its table reproduce.render. torch is
+imported only to ask whether a GPU-tier run has its GPU.
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from sweeplab.configs import CONF, check_choices, experiment_files
 from sweeplab.errors import SweeplabError
-from sweeplab.reproduce.paper import (
-    Paper,
-    check_paper,
-    compute_minutes,
-    evaluate_cells,
-    fmt,
-    render,
-    thread_counts,
-)
+from sweeplab.reproduce.render import compute_minutes, evaluate_cells, render
+from sweeplab.reproduce.rules import fmt
+from sweeplab.reproduce.schema import Paper, check_paper
 from sweeplab.results import store
+from sweeplab.results.format import thread_counts
+from sweeplab.results.rows import load_rows
 
 # ---------------------------------------------------------------------------- sweep rows
 
@@ -45,34 +43,56 @@ def base_run_id(run_id: str) -> str:
 class Selection:
     """The rows of one sweep: ok ones to evaluate, and one line per failed or missing run."""
 
-    rows: list[dict[str, Any]]
+    rows: pd.DataFrame
     failed: list[str]
 
 
-def select_manifest_rows(rows: Iterable[dict[str, Any]], run_ids: Iterable[str]) -> Selection:
+def _column(df: pd.DataFrame, key: str) -> pd.Series:
+    """A column, or nulls where no row has it (a results dir of old or failed rows)."""
+    return df[key] if key in df else pd.Series(None, index=df.index, dtype=object)
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[_column(df, "status") == "ok"]
+
+
+def select_manifest_rows(df: pd.DataFrame, run_ids: Iterable[str]) -> Selection:
     """Rows of the runs a sweep listed in its manifest (round rows and dense rows included).
 
     Args:
-        rows: every row of the results dir.
+        df: every row of the results dir (load_rows).
         run_ids: the manifest: one run id per job of the sweep.
     Returns:
         The ok rows, and `run_id: error` for each listed run that failed or wrote no row.
     """
     ids = set(run_ids)
-    rows = list(rows)
-    mine = [r for r in rows if base_run_id(str(r.get("run_id"))) in ids]
-    dense_ids = {r.get("dense_id") for r in mine}
-    have = {r.get("run_id") for r in mine}
-    mine += [
-        r for r in rows
-        if r.get("strategy") == "dense" and r.get("dense_id") in dense_ids
-        and r.get("run_id") not in have
-    ]  # fmt: skip
+    run_id = _column(df, "run_id").map(str)
+    mine = run_id.map(base_run_id).isin(ids)
+    dense_ids = set(_column(df, "dense_id")[mine].dropna())
+    dense = (_column(df, "strategy") == "dense") & _column(df, "dense_id").isin(dense_ids) & ~mine
+    rows = df[mine | dense]
+    errors = _column(rows, "error").map(lambda e: e if isinstance(e, str) and e else "failed")
     failed = [
-        f"{r['run_id']}: {r.get('error') or 'failed'}" for r in mine if r.get("status") != "ok"
+        f"{rid}: {error}"
+        for rid, error, status in zip(
+            _column(rows, "run_id"), errors, _column(rows, "status"), strict=True
+        )
+        if status != "ok"
     ]
+    have = set(run_id[mine])
     failed += [f"{rid}: no row written (see the sweep's output)" for rid in sorted(ids - have)]
-    return Selection([r for r in mine if r.get("status") == "ok"], failed)
+    return Selection(_ok(rows), failed)
+
+
+def phase_seconds(results_dir: str, rows: pd.DataFrame) -> list[dict[str, float]]:
+    """Each row's `seconds` (phase -> wall seconds), read from its row file: load_rows leaves
+    that field out of its index."""
+    out = []
+    for rid in _column(rows, "run_id"):
+        path = store.row_path(results_dir, str(rid))
+        row = store.read_row(path) if path.is_file() else {}
+        out.append(row.get("seconds") or {})
+    return out
 
 
 # ---------------------------------------------------------------------------- the command
@@ -193,8 +213,8 @@ def reproduce(name: str, overrides: list[str], *, run: bool = True, smoke: bool 
     paper = check_paper(block, f"experiment={name}: paper")
     command = shlex.join(["sweeplab", "reproduce", name, *overrides])
     if not run:
-        rows = [r for r in store.iter_rows(results_dir) if r.get("experiment") == name]
-        ok = [r for r in rows if r.get("status") == "ok"]
+        df = load_rows(results_dir)
+        ok = _ok(df[_column(df, "experiment") == name])
         note = (
             f"every ok row with experiment={name} in {results_dir} ({len(ok)}; --no-run: "
             "no manifest, so rows of older versions of this experiment count too)"
@@ -229,9 +249,9 @@ def reproduce(name: str, overrides: list[str], *, run: bool = True, smoke: bool 
             file=sys.stderr,
         )
         return rc or 1
-    selection = select_manifest_rows(store.iter_rows(results_dir), ids)
+    selection = select_manifest_rows(load_rows(results_dir), ids)
     if reason:
-        finished = sum(1 for r in selection.rows if r.get("run_id") in ids)
+        finished = int(_column(selection.rows, "run_id").isin(ids).sum())
         print(f"smoke run ({reason}): {finished} runs ok, checks not evaluated")
         _print_failed(selection.failed)
         return 0 if rc == 0 and not selection.failed else 1
@@ -259,9 +279,11 @@ def _finish(
     rc: int,
 ) -> int:
     """Evaluate, print, and (when every run finished) write tables/NAME.md; the exit code."""
-    results = evaluate_cells(paper, selection.rows)
     rows = selection.rows
-    text = render(name, paper, results, command, note, compute_minutes(rows), thread_counts(rows))
+    results = evaluate_cells(paper, rows, f"experiment={name}'s rows")
+    minutes = compute_minutes(phase_seconds(results_dir, rows))
+    threads = thread_counts(_column(rows, "threads"))
+    text = render(name, paper, results, command, note, minutes, threads)
     print(flush=True)
     sys.stdout.write(text)
     sys.stdout.flush()
