@@ -15,10 +15,10 @@ import yaml
 from sweeplab.cli import main
 from sweeplab.errors import SweeplabError
 from sweeplab.reproduce.command import select_manifest_rows
-from sweeplab.reproduce.render import thread_counts
 from sweeplab.reproduce.rules import check_rule, evaluate, expression_names, fmt
 from sweeplab.reproduce.schema import ValueSpec, check_paper
 from sweeplab.reproduce.values import DERIVED, compute_value
+from sweeplab.results.format import thread_counts
 from sweeplab.results.rows import flat_row
 
 # ------------------------------------------------------------------------------- expressions
@@ -590,10 +590,10 @@ def test_percent_metrics_carry_no_float_noise_that_flips_a_rule_at_its_bound() -
 
 def test_thread_counts_flag_rows_of_mixed_thread_counts() -> None:
     """The same run id at 1 and 2 threads may differ (float summation order): a table says so."""
-    assert thread_counts([{"threads": 2}, {"threads": 2}]) == "2 (every row)"
-    assert thread_counts([{}, {"threads": None}]) is None  # rows older than the field
-    assert thread_counts([{"threads": 2}, {}]) == "2 (1 row), not recorded (1 row)"
-    mixed = thread_counts([{"threads": 2}, {"threads": 1}, {"threads": 2}, {}])
+    assert thread_counts([2, 2]) == "2 (every row)"
+    assert thread_counts([None, float("nan")]) is None  # rows older than the field
+    assert thread_counts([2, None]) == "2 (1 row), not recorded (1 row)"
+    mixed = thread_counts([2, 1, 2, None])
     assert mixed == (
         "1 (1 row), 2 (2 rows), not recorded (1 row): results can differ across thread counts"
     )
