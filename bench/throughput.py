@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from sweeplab.data.base import Splits
 from sweeplab.data.idx import load_idx
-from sweeplab.engine.train import TrainConfig, fit
+from sweeplab.engine.recipe import TrainConfig
+from sweeplab.engine.train import fit
 from sweeplab.models.lenet import LeNet300
 
 ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "mnist"

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from conftest import CONF, compose
 from sweeplab.data.digits import load_digits
 from sweeplab.engine.pipeline import Run
+from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.snapshots import state_of
 from sweeplab.engine.task import build_spec, execute
-from sweeplab.engine.train import Distillation, LitClassifier, TrainConfig, steps_per_epoch
+from sweeplab.engine.train import Distillation, LitClassifier, steps_per_epoch
 from sweeplab.pruning.budget import Target
 
 RECOVERIES = sorted(p.stem for p in (CONF / "recovery").glob("*.yaml"))

@@ -7,7 +7,8 @@ import torch
 
 from sweeplab.data.digits import load_digits
 from sweeplab.engine.measure import accuracy
-from sweeplab.engine.train import TrainConfig, fit
+from sweeplab.engine.recipe import TrainConfig
+from sweeplab.engine.train import fit
 from sweeplab.models.mlp import MLP
 from sweeplab.pruning.magnitude import Magnitude
 from sweeplab.pruning.masks import apply_masks, remove_masks
