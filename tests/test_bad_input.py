@@ -1,8 +1,9 @@
 """The bad-input catalogue: each case is one line naming the value and the fix, exit 2, no row.
 
-Cases run `sweeplab run ...` in this process (sweeplab.cli.main: the same code path as the
-command, without paying the imports per case); tests/test_cli.py runs the same contract in
-subprocesses. Cases covered elsewhere, and not repeated here:
+Cases run `sweeplab run ...` in this process (the `cli` fixture: sweeplab.cli.main, the same code
+path as the command, without paying the imports per case); tests/test_cli.py checks the same
+contract through the console entry in a subprocess. Cases covered elsewhere, and not repeated
+here:
 
 - tests/test_cli.py: sparsity 1.0, -0.1 and 'abc'; unknown strategy; zero epochs; negative
   lr; 8x8 images for LeNet-300-100; MNIST root missing with no network; a truncated .gz in a
@@ -27,14 +28,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+import sweeplab.cli
 from conftest import CONF, FAST, rows_in, write_idx
-from sweeplab import cli
 from sweeplab.data.download import md5sum
 from sweeplab.errors import SweeplabError
 from sweeplab.results import store
 from sweeplab.results.row import SCHEMA_VERSION
 
-_CLI_CHECKS_RESULTS_DIR = "check_writable" in Path(cli.__file__).read_text()
+_CLI_CHECKS_RESULTS_DIR = "check_writable" in Path(sweeplab.cli.__file__).read_text()
 
 
 class NoPrunable(nn.Module):
@@ -144,15 +145,6 @@ CONFIG_CASES = {
 }
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """`sweeplab ARGS` in this process: (exit code, stderr)."""
-    try:
-        code = cli.main(args)
-    except SystemExit as e:
-        code = e.code
-    return int(code or 0), capsys.readouterr().err
-
-
 def assert_one_line_error(code: int, err: str, message: str) -> None:
     errors = [line for line in err.splitlines() if line.startswith("sweeplab: error:")]
     assert code == 2, err
@@ -161,14 +153,12 @@ def assert_one_line_error(code: int, err: str, message: str) -> None:
 
 
 @pytest.fixture
-def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+def run(tmp_path: Path, cli):
     """Run `sweeplab run FAST OVERRIDES` with results in tmp_path/res; assert no row is left."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", ["sweeplab"])  # cli.main sets it for Hydra; restored after
 
     def call(overrides: list[str], message: str, res: Path = tmp_path / "res") -> None:
-        code, err = run_cli(["run", *FAST, *overrides, f"paths.results_dir={res}"], capsys)
-        assert_one_line_error(code, err, message)
+        proc = cli(["run", *FAST, *overrides, f"paths.results_dir={res}"], cwd=tmp_path)
+        assert_one_line_error(proc.returncode, proc.stderr, message)
         assert rows_in(res) == []
 
     return call
@@ -266,16 +256,20 @@ def write_row(results: Path, name: str, text: str) -> None:
     (results / "runs" / name).write_text(text)
 
 
-def test_table_refuses_a_row_of_a_newer_schema(tmp_path: Path, capsys) -> None:
+def test_table_refuses_a_row_of_a_newer_schema(tmp_path: Path, cli) -> None:
     newer = SCHEMA_VERSION + 1
     write_row(tmp_path, "abc.json", json.dumps({"run_id": "abc", "schema_version": newer}))
-    code, err = run_cli(["table", str(tmp_path)], capsys)
-    assert_one_line_error(code, err, f"has schema_version={newer}, newer than this sweeplab")
+    proc = cli(["table", str(tmp_path)], cwd=tmp_path)
+    err = proc.stderr
+    assert_one_line_error(
+        proc.returncode, err, f"has schema_version={newer}, newer than this sweeplab"
+    )
     assert "upgrade sweeplab to read it" in err
 
 
-def test_table_names_a_torn_row_file(tmp_path: Path, capsys) -> None:
+def test_table_names_a_torn_row_file(tmp_path: Path, cli) -> None:
     write_row(tmp_path, "abc.json", '{"run_id": "abc", "stat')  # e.g. an interrupted copy
-    code, err = run_cli(["table", str(tmp_path)], capsys)
-    assert_one_line_error(code, err, "abc.json is not a whole JSON row")
+    proc = cli(["table", str(tmp_path)], cwd=tmp_path)
+    err = proc.stderr
+    assert_one_line_error(proc.returncode, err, "abc.json is not a whole JSON row")
     assert "delete it and run the sweep again" in err

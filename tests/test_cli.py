@@ -1,4 +1,8 @@
-"""The CLI: fast commands import no torch; bad input gets one line, non-zero exit, no row."""
+"""The CLI: fast commands import no torch; bad input gets one line, non-zero exit, no row.
+
+Commands run in this process (the `cli` fixture: sweeplab.cli.main) unless only a process shows
+what is checked: what a fresh interpreter imports, the exit code through the console entry
+(`cli_subprocess`)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, rows_in, sweeplab
+from conftest import FAST, rows_in
 from sweeplab.configs import check_choices
 from sweeplab.errors import SweeplabError
 from test_analysis import write_rows
@@ -64,18 +68,35 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_one_line_nonzero_exit_and_no_row(case: str, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_nonzero_exit_and_no_row(case: str, tmp_path: Path, cli) -> None:
     overrides, message = BAD[case]
-    proc = sweeplab(["run", *FAST, *overrides, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path)
+    proc = cli(["run", *FAST, *overrides, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path)
+    assert_one_line_refusal(proc, message)
+    assert rows_in(tmp_path / "res") == []
+
+
+def assert_one_line_refusal(proc, message: str) -> None:
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sweeplab: error:")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_refusal_through_the_console_entry(tmp_path: Path, cli_subprocess) -> None:
+    """The exit codes above, through `python -m sweeplab` (cli.entry): a run's refusal leaves
+    the process with 2 and one line; so does a table command's (cli.main's return value)."""
+    overrides, message = BAD["sparsity_one"]
+    args = ["run", *FAST, *overrides, f"paths.results_dir={tmp_path}/res"]
+    proc = cli_subprocess(args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_refusal(proc, message)
     assert rows_in(tmp_path / "res") == []
+    proc = cli_subprocess(["table", str(tmp_path / "none")], cwd=tmp_path)
+    assert proc.returncode == 2 and "has no runs/ folder" in proc.stderr
 
 
-def test_missing_mnist_root_without_network(tmp_path: Path) -> None:
-    proc = sweeplab(
+def test_missing_mnist_root_without_network(tmp_path: Path, cli) -> None:
+    proc = cli(
         ["run", "data=mnist", f"data.root={tmp_path}/none", f"paths.results_dir={tmp_path}/res"],
         cwd=tmp_path,
         env={"SWEEPLAB_MIRROR": "http://127.0.0.1:9/"},
@@ -85,11 +106,11 @@ def test_missing_mnist_root_without_network(tmp_path: Path) -> None:
     assert rows_in(tmp_path / "res") == []
 
 
-def test_truncated_gz_in_a_run(tiny_idx, tmp_path: Path) -> None:
+def test_truncated_gz_in_a_run(tiny_idx, tmp_path: Path, cli) -> None:
     root = tiny_idx()
     path = root / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:100])
-    proc = sweeplab(
+    proc = cli(
         [
             "run",
             "data=mnist",
@@ -105,6 +126,6 @@ def test_truncated_gz_in_a_run(tiny_idx, tmp_path: Path) -> None:
     assert rows_in(tmp_path / "res") == []
 
 
-def test_table_on_empty_dir_says_so(tmp_path: Path) -> None:
-    proc = sweeplab(["table", str(tmp_path)], cwd=tmp_path)
+def test_table_on_empty_dir_says_so(tmp_path: Path, cli) -> None:
+    proc = cli(["table", str(tmp_path)], cwd=tmp_path)
     assert proc.returncode == 2 and "has no runs/ folder" in proc.stderr

@@ -1,5 +1,9 @@
 """Scale-out that loses nothing: joblib and submitit launchers, the dense-model lock, kill -9
-and Ctrl-C then the same command, corrupt checkpoints, Optuna searches resumed from rows."""
+and Ctrl-C then the same command, corrupt checkpoints, Optuna searches resumed from rows.
+
+Commands run in this process (the `cli` fixture) unless a process is what is tested: kill -9 and
+Ctrl-C (`Sweep`, a subprocess in its own process group), writers that die (os._exit), and the
+joblib sweep (`cli_subprocess`: loky's workers start from the parent's main module)."""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import CONF, FAST, compose, rows_in, sweeplab
+from conftest import CONF, FAST, compose, rows_in
 from sweeplab.engine import cache
 from sweeplab.engine.resources import threads_per_worker
 from sweeplab.results import objectives, store
@@ -214,11 +219,15 @@ def test_a_damaged_checkpoint_is_retrained_not_loaded(
 # -- launchers ---------------------------------------------------------------------------
 
 
-def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(tmp_path: Path) -> None:
+def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(
+    tmp_path: Path, cli, cli_subprocess
+) -> None:
     # Jobs 0 and 1 start together on the two workers and need the same dense model; lr=1e9
     # diverges (failed rows); sparsity 1.5 is bad input (no row).
     sweep = ["train.lr=0.05,1e9", "pruning.sparsity=0.5,0.9,1.5", *FAST]
-    proc = sweeplab(["run", "-m", *JOBLIB, *sweep, f"paths.results_dir={tmp_path}/par"], tmp_path)
+    proc = cli_subprocess(
+        ["run", "-m", *JOBLIB, *sweep, f"paths.results_dir={tmp_path}/par"], tmp_path
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "sweep: 2 ok, 0 skipped (already finished), 4 failed" in proc.stderr
     assert proc.stderr.count("outside [0, 1)") >= 2 and "FloatingPointError" in proc.stderr
@@ -234,7 +243,7 @@ def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(tmp_p
     per_worker = threads_per_worker({"_target_": launcher, "n_jobs": 2})
     assert {r["threads"] for r in got} == {per_worker}  # what each row trained with
     # A serial run of one cell (torch's default threads, not 1 per worker): the same bits.
-    serial = sweeplab(
+    serial = cli(
         ["run", "pruning.sparsity=0.9", *FAST, f"paths.results_dir={tmp_path}/ser"], tmp_path
     )
     assert serial.returncode == 0, serial.stderr[-2000:]
@@ -244,9 +253,9 @@ def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(tmp_p
     assert [one[k] for k in METRICS] == [same[k] for k in METRICS]
 
 
-def test_submitit_local_sweep(tmp_path: Path) -> None:
+def test_submitit_local_sweep(tmp_path: Path, cli) -> None:
     args = ["run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
-    proc = sweeplab(
+    proc = cli(
         [*args, "pruning.sparsity=0.5,0.9", *FAST, f"paths.results_dir={tmp_path}/res"], tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -254,7 +263,7 @@ def test_submitit_local_sweep(tmp_path: Path) -> None:
     assert sorted(r["status"] for r in rows(tmp_path / "res")) == ["ok", "ok"]
 
 
-def test_slurm_example_submits_a_job_array(tmp_path: Path) -> None:
+def test_slurm_example_submits_a_job_array(tmp_path: Path, cli) -> None:
     # No SLURM here: stand-ins for srun and sbatch; sbatch keeps the script and refuses.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -268,7 +277,7 @@ def test_slurm_example_submits_a_job_array(tmp_path: Path) -> None:
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_CAPTURE": str(script)}
     plus = "" if "cluster" in (CONF / "config.yaml").read_text() else "+"
     args = ["run", "-m", f"{plus}cluster=slurm", "hydra.launcher.partition=gpu", "trainer=cpu"]
-    proc = sweeplab(
+    proc = cli(
         [*args, "pruning.sparsity=0.5,0.9,0.95", f"paths.results_dir={tmp_path}/res"],
         tmp_path,
         env=env,
@@ -333,7 +342,7 @@ def check_intact(results: Path) -> list[dict]:
 
 
 def test_kill_9_at_several_points_then_the_same_command_runs_only_the_missing(
-    tmp_path: Path,
+    tmp_path: Path, cli
 ) -> None:
     res = tmp_path / "res"
     # 20 dense epochs (about a second on digits): long enough to be caught training on an
@@ -367,7 +376,7 @@ def test_kill_9_at_several_points_then_the_same_command_runs_only_the_missing(
     kept = len(check_intact(res))
 
     # 4. The same command completes: only the missing runs execute, once each.
-    last = sweeplab(args, tmp_path)
+    last = cli(args, tmp_path)
     assert last.returncode == 0, last.stderr[-3000:]
     assert last.stdout.count("skip ") == kept and last.stdout.count("done ") == 4 - kept
     final = check_intact(res)
@@ -511,27 +520,25 @@ def test_ctrl_c_in_a_single_run_exits_130(tmp_path: Path) -> None:
 # -- Optuna ------------------------------------------------------------------------------
 
 
-def search_args(name: str) -> tuple[list[str], list[str]]:
-    """(command prefix, overrides) selecting conf/hparams_search/<name>.yaml.
+def search(name: str, trials: int, tmp_path: Path, cli) -> Any:
+    """Run the search conf/hparams_search/<name>.yaml with n_trials, results in tmp_path/res.
 
     With `hparams_search: grid` in config.yaml's defaults the group switches the sweeper
-    itself; before that change, the sweeper is chosen on the command line and the file is
-    appended (through engine.task, since `sweeplab run` checks hydra/sweeper against conf/).
+    itself (`sweeplab run`, in this process); before that change, the sweeper is chosen on the
+    command line and the file is appended (through engine.task in a subprocess, since
+    `sweeplab run` checks hydra/sweeper against conf/).
     """
+    overrides = [f"hydra.sweeper.n_trials={trials}", *FAST, f"paths.results_dir={tmp_path}/res"]
     if "hparams_search" in (CONF / "config.yaml").read_text():
-        return [sys.executable, "-m", "sweeplab", "run"], [f"hparams_search={name}"]
-    return [sys.executable, "-m", "sweeplab.engine.task"], [
-        "hydra/sweeper=optuna",
-        f"+hparams_search={name}",
-    ]
-
-
-def test_optuna_pareto_search_runs_trials_as_rows_and_resumes(tmp_path: Path) -> None:
-    prefix, overrides = search_args("pareto")
-    cmd = [*prefix, "-m", *overrides, "hydra.sweeper.n_trials=4", *FAST]
-    cmd.append(f"paths.results_dir={tmp_path}/res")
+        return cli(["run", "-m", f"hparams_search={name}", *overrides], tmp_path)
+    cmd = [sys.executable, "-m", "sweeplab.engine.task", "-m", "hydra/sweeper=optuna"]
+    cmd += [f"+hparams_search={name}", *overrides]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_optuna_pareto_search_runs_trials_as_rows_and_resumes(tmp_path: Path, cli) -> None:
+    first = search("pareto", 4, tmp_path, cli)
     assert first.returncode == 0, first.stderr[-3000:]
     trials = rows(tmp_path / "res")
     assert len(trials) == 4 and {r["status"] for r in trials} == {"ok"}
@@ -542,19 +549,15 @@ def test_optuna_pareto_search_runs_trials_as_rows_and_resumes(tmp_path: Path) ->
     assert "solutions:" in front
     # The same command: the seeded sampler proposes the same trials; each is skipped and
     # reports its row's objectives, so the study and its front come out the same.
-    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    again = search("pareto", 4, tmp_path, cli)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skip ") == 4 and "done " not in again.stdout
     fronts = sorted((tmp_path / "res" / "hydra").glob("*/optimization_results.yaml"))
     assert len(fronts) == 2 and fronts[0].read_text() == fronts[1].read_text() == front
 
 
-def test_optuna_max_sparsity_search_reports_the_best_row(tmp_path: Path) -> None:
-    prefix, overrides = search_args("max_sparsity")
-    cmd = [*prefix, "-m", *overrides, "hydra.sweeper.n_trials=2", *FAST]
-    cmd.append(f"paths.results_dir={tmp_path}/res")
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+def test_optuna_max_sparsity_search_reports_the_best_row(tmp_path: Path, cli) -> None:
+    proc = search("max_sparsity", 2, tmp_path, cli)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = rows(tmp_path / "res")
     assert len(trials) == 2 and {r["strategy"] for r in trials} == {"global_magnitude"}

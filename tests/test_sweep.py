@@ -1,4 +1,7 @@
-"""End to end on digits: a real multirun sweep, one dense model, skips, repeatability, failures."""
+"""End to end on digits: a real multirun sweep, one dense model, skips, repeatability, failures.
+
+Commands run in this process (the `cli` fixture) except the repeatability check's fresh process
+(`cli_subprocess`)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, REPO, rows_in, sweeplab
+from conftest import FAST, REPO, rows_in
 from sweeplab.results import store
 
 SWEEP = [
@@ -19,13 +22,13 @@ SWEEP = [
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+def swept(tmp_path_factory: pytest.TempPathFactory, cli) -> tuple[Path, str, str]:
     """One 3 x 4 sweep, then the same command again."""
     tmp = tmp_path_factory.mktemp("sweep")
     args = [*SWEEP, f"paths.results_dir={tmp}/res"]
-    first = sweeplab(args, cwd=tmp)
+    first = cli(args, cwd=tmp)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = sweeplab(args, cwd=tmp)
+    second = cli(args, cwd=tmp)
     assert second.returncode == 0, second.stderr[-3000:]
     return tmp / "res", first.stdout, second.stdout
 
@@ -70,9 +73,9 @@ def test_rerun_skips_every_finished_run(swept) -> None:
     assert "sweep: 0 ok, 12 skipped (already finished), 0 failed" in second
 
 
-def test_table_prints_the_pareto_table(swept) -> None:
+def test_table_prints_the_pareto_table(swept, cli) -> None:
     res, _, _ = swept
-    proc = sweeplab(["table", str(res), "--view", "points"], cwd=REPO)
+    proc = cli(["table", str(res), "--view", "points"], cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "### digits / mlp" in lines
@@ -80,12 +83,17 @@ def test_table_prints_the_pareto_table(swept) -> None:
     assert any(line.rstrip().endswith("* |") for line in lines)
 
 
-def test_same_config_and_seed_give_identical_metrics(tmp_path: Path) -> None:
+def test_same_config_and_seed_give_identical_metrics(swept, tmp_path: Path, cli_subprocess) -> None:
+    """One cell of the sweep again, alone, in a fresh process: the same numbers (its dense model
+    trained again, in a process that ran nothing else)."""
+    res, _, _ = swept
     args = ["run", "pruning=random", "pruning.sparsity=0.8", *FAST]
-    for name in ("a", "b"):
-        proc = sweeplab([*args, f"paths.results_dir={tmp_path}/{name}"], cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    a, b = (store.read_row(rows_in(tmp_path / n)[0]) for n in ("a", "b"))
+    proc = cli_subprocess([*args, f"paths.results_dir={tmp_path}/b"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (b,) = (store.read_row(p) for p in rows_in(tmp_path / "b"))
+    (a,) = (store.read_row(p) for p in rows_in(res) if p.stem == b["run_id"])
+    assert (a["strategy"], a["sparsity_requested"]) == ("random", 0.8)
+    assert b["dense_source"] == "trained"
     for key in (
         "acc_dense_test",
         "acc_pruned_test",
@@ -96,18 +104,16 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path: Path) -> None:
         assert a[key] == b[key], key
 
 
-def test_a_diverging_run_writes_a_failed_row(tmp_path: Path) -> None:
-    proc = sweeplab(
-        ["run", "train.lr=1e9", *FAST, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path
-    )
+def test_a_diverging_run_writes_a_failed_row(tmp_path: Path, cli) -> None:
+    proc = cli(["run", "train.lr=1e9", *FAST, f"paths.results_dir={tmp_path}/res"], cwd=tmp_path)
     assert proc.returncode != 0
     (row,) = [store.read_row(p) for p in rows_in(tmp_path / "res")]
     assert row["status"] == "failed" and "dense loss became nan" in row["error"]
     assert "lower train.lr (now 1000000000.0)" in row["error"]
 
 
-def test_a_bad_cell_fails_alone_and_the_sweep_says_so(tmp_path: Path) -> None:
-    proc = sweeplab(
+def test_a_bad_cell_fails_alone_and_the_sweep_says_so(tmp_path: Path, cli) -> None:
+    proc = cli(
         ["run", "-m", "pruning.sparsity=0.5,1.5,0.9", *FAST, f"paths.results_dir={tmp_path}/res"],
         cwd=tmp_path,
     )
