@@ -284,22 +284,11 @@ RULES = [
 ]
 
 # (rule, module) -> why it breaks the rule today. Each gets its own xfail case; remove an entry
-# once its module is fixed (the case then passes as XPASS, a reminder).
-KNOWN: dict[tuple[str, str], str] = {
-    ("pruning-without-models", "sweeplab.pruning.structured.groups"): (
-        "imports sweeplab.models.resnet_cifar (its block type) at module level; being fixed "
-        "in the pruning worktree"
-    ),
-    **{
-        (f"at-most-{MAX_LINES}-lines", m): "over 350 lines; being split in another worktree"
-        for m in (
-            "sweeplab.engine.pipeline",
-            "sweeplab.engine.train",
-            "sweeplab.pruning.structured.criteria",
-            "sweeplab.reproduce.paper",
-        )
-    },
-}
+# once its module is fixed (the case then passes as XPASS, a reminder). Empty since the engine,
+# results and reproduce branches were merged; before them: pruning.structured.groups imported
+# models.resnet_cifar, and engine.pipeline, engine.train, pruning.structured.criteria and
+# reproduce.paper were over 350 lines.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def cases() -> Iterator[object]:
@@ -318,6 +307,7 @@ def test_layering(rule: Rule, module: str | None) -> None:
         known = {m for (name, m) in KNOWN if name == rule.name}
         checked = [m for m in modules() if rule.applies(m) and m not in known]
     else:
+        assert module in modules(), f"{module} is gone: remove its KNOWN entry"
         checked = [module]
     violations = [v for m in checked for v in rule.check(m)]
     assert not violations, f"{rule.name}: {len(violations)} violation(s):\n  " + "\n  ".join(
