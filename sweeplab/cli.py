@@ -1,5 +1,8 @@
-"""`sweeplab run|table|report|reproduce`: run hands its arguments to Hydra unchanged; the others
-read rows (reproduce runs a sweep in a subprocess first).
+"""`sweeplab run|table|report|export|reproduce`: argument parsing; each command lives in its layer.
+
+run: sweeplab.engine.launch (arguments go to Hydra unchanged); table and report:
+sweeplab.results.commands; export: sweeplab.engine.export_run; reproduce:
+sweeplab.reproduce.command.
 
 This module imports neither torch nor Lightning: `sweeplab --help`, `table` and `report` stay fast.
 """
@@ -9,128 +12,33 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from typing import TYPE_CHECKING
 
-from sweeplab.configs import check_choices
 from sweeplab.errors import SweeplabError
-
-if TYPE_CHECKING:  # annotations only: table and report import pandas when they run
-    import pandas as pd
-
-    from sweeplab.results.analysis import Summary
-
-
-def _results_dir(overrides: list[str]) -> str:
-    """The results dir a run will write to: the last paths.results_dir override, or results."""
-    found = [
-        a.split("=", 1)[1] for a in overrides if a.lstrip("+").startswith("paths.results_dir=")
-    ]
-    return found[-1] if found else "results"
 
 
 def _run(overrides: list[str]) -> int:
-    from sweeplab.results.store import check_writable
+    from sweeplab.engine.launch import launch
 
-    check_choices(overrides)
-    # Hydra creates its output folder under the results dir before any task code runs: check
-    # first, so an unwritable folder is one line, not a traceback.
-    check_writable(_results_dir(overrides))
-    from sweeplab.engine.task import main as hydra_main
-
-    sys.argv = ["sweeplab run", *overrides]
-    try:
-        hydra_main()
-    except KeyboardInterrupt:
-        print(
-            "sweeplab: interrupted; finished runs are kept, the same command resumes",
-            file=sys.stderr,
-        )
-        return 130
-    return 0
-
-
-def _rows(args: argparse.Namespace) -> pd.DataFrame:
-    """The rows of args.results_dir, filtered by --where; raises when none are left."""
-    from sweeplab.results.filters import filter_rows
-    from sweeplab.results.rows import load_rows
-
-    df = load_rows(args.results_dir)
-    if df.empty:
-        raise SweeplabError(f"{args.results_dir}/runs has no rows yet; run a sweep first")
-    return filter_rows(df, args.where)
-
-
-def _summary(args: argparse.Namespace, rows: pd.DataFrame) -> Summary:
-    """Aggregates of the selected rows; raises when none of them finished."""
-    from sweeplab.results.analysis import summarize
-
-    summary = summarize(rows, by=args.by, delta=args.delta)
-    if summary.points.empty:
-        where = " ".join(args.where) or "(no filter)"
-        raise SweeplabError(
-            f"no finished runs in {args.results_dir} match {where}: "
-            f"{summary.failed} matching run(s) failed; see their rows' error field"
-        )
-    return summary
-
-
-def _report_failed(rows: pd.DataFrame, results_dir: str) -> None:
-    failed = rows[rows["status"] == "failed"]
-    if len(failed):
-        ids = ", ".join(failed["run_id"].head(5)) + (", ..." if len(failed) > 5 else "")
-        print(
-            f"\n{len(failed)} failed run(s) not in the tables: {ids} "
-            f"(the error is in {results_dir}/runs/<run_id>.json)",
-            file=sys.stderr,
-        )
-
-
-def _report_threads(rows: pd.DataFrame) -> None:
-    """Say when the finished rows trained at different torch thread counts: the same run id
-    can differ across them (float summation order), so such a table mixes two measurements."""
-    from sweeplab.results.format import thread_counts
-
-    if "threads" not in rows:
-        return
-    known = rows.loc[rows["status"] == "ok", "threads"].dropna()
-    if known.nunique() > 1:
-        note = thread_counts(known)
-        print(f"\nnote: torch threads of these rows: {note} (row field threads)", file=sys.stderr)
+    return launch(overrides)
 
 
 def _table(args: argparse.Namespace) -> int:
-    from sweeplab.results.render import render
+    from sweeplab.results.commands import Selection, table
 
-    rows = _rows(args)
-    summary = _summary(args, rows)
-    sys.stdout.write(render(summary, args.format, args.view, args.pivot))
-    _report_failed(rows, args.results_dir)
-    _report_threads(rows)
-    return 0
+    return table(Selection.of(args), args.format, args.view)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sweeplab.results.report import write_report
+    from sweeplab.results.commands import Selection, report
 
-    rows = _rows(args)
-    summary = _summary(args, rows)
-    written = write_report(
-        summary,
-        rows,
-        args.results_dir,
+    return report(
+        Selection.of(args),
         args.output,
         layer_run=args.run,
         title=args.title,
         plots=not args.no_plots,
-        pivot=args.pivot,
+        wandb_project=args.wandb_project if args.wandb else None,
     )
-    print(f"report: {written.html} ({len(written.plots)} plot files in {written.plot_dir})")
-    if args.wandb:
-        from sweeplab.results.wandb import wandb_report
-
-        wandb_report(summary, written, project=args.wandb_project)
-    _report_failed(rows, args.results_dir)
-    return 0
 
 
 def _delta(text: str) -> float:

@@ -28,14 +28,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import sweeplab.cli
 from conftest import CONF, FAST, rows_in, write_idx
 from sweeplab.data.download import md5sum
 from sweeplab.errors import SweeplabError
 from sweeplab.results import store
 from sweeplab.results.row import SCHEMA_VERSION
-
-_CLI_CHECKS_RESULTS_DIR = "check_writable" in Path(sweeplab.cli.__file__).read_text()
 
 
 class NoPrunable(nn.Module):
@@ -223,12 +220,6 @@ def test_md5_mismatch_in_a_run(run, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # -- paths and rows ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    not _CLI_CHECKS_RESULTS_DIR,
-    reason="Hydra creates its output folder under paths.results_dir before any sweeplab code "
-    "runs; needs sweeplab/cli.py to call store.check_writable first (issue 6 report)",
-    strict=True,
-)
 def test_results_dir_that_cannot_be_written(run, tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
