@@ -70,7 +70,7 @@ class OneShot(Schedule):
         yield Outcome(masks, before, extra, requested=None if target is None else target.sparsity)
 
 
-class AtInit(Schedule):
+class AtInit(OneShot):
     """Prune the freshly initialized model (SNIP, GraSP, SynFlow), then train it sparse.
 
     Use with recovery=weight_rewind (train from these initial weights with the dense recipe).
@@ -79,14 +79,11 @@ class AtInit(Schedule):
     """
 
     name = "at_init"
+    single_shot = False
 
     def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
         ctx.reset_to(ctx.snapshot(0))
-        target = _target(ctx)
-        masks = ctx.prune(target)
-        before = ctx.evaluate()
-        extra = recovery.recover(ctx, masks)
-        yield Outcome(masks, before, extra, requested=None if target is None else target.sparsity)
+        yield from super().run(ctx, recovery)
 
 
 class Iterative(Schedule):
