@@ -46,3 +46,20 @@ def test_dense_id_is_shared_by_every_pruning_of_one_dense_model() -> None:
     }
     assert len(ids) == 1
     assert identity.dense_id(resolved(["train.lr=0.1"])) not in ids
+
+
+def test_moved_classes_keep_their_ids_and_old_rows_name_todays_classes() -> None:
+    """A class's pinned import path is what its id hashes; old rows' targets map back to today's."""
+    from sweeplab.results.identity import current_targets, identity_target
+
+    for new in ("sweeplab.engine.schedules.OneShot", "sweeplab.engine.recovery.Finetune"):
+        old = identity_target(new)
+        assert old != new and current_targets({"_target_": old}) == {"_target_": new}
+    moved = resolved(["pruning=block_removal", "model=resnet20"])
+    assert moved["pruning"]["_target_"] == "sweeplab.pruning.structured.BlockRemoval"
+    pinned = {
+        **moved,
+        "pruning": {**moved["pruning"], "_target_": "sweeplab.pruning.blocks.BlockRemoval"},
+    }
+    assert identity.run_id(moved) == identity.run_id(pinned)
+    assert current_targets(pinned) == moved

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sweeplab.errors import SweeplabError
-from sweeplab.results import store
+from sweeplab.results import identity, store
 
 
 def export_run(results_dir: str | Path, run_id: str, out: str | Path) -> Path:
@@ -37,7 +37,7 @@ def export_run(results_dir: str | Path, run_id: str, out: str | Path) -> Path:
         raise SweeplabError(f"run {run_id} did not finish ok ({row.get('error')}); re-run it first")
     if Path(out).exists():
         raise SweeplabError(f"export path {out} already exists; choose a new path or delete it")
-    cfg = OmegaConf.create(row["config"])
+    cfg = OmegaConf.create(identity.current_targets(row["config"]))
     cfg.logger = None
     cfg.measure.latency = False
     spec = build_spec(cfg, run_id, row["dense_id"])

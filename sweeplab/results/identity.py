@@ -32,6 +32,26 @@ def identity_target(target: str) -> str:
     return target
 
 
+def current_targets(config: Any) -> Any:
+    """A copy of config whose `_target_` paths are today's (the reverse of identity_target):
+    rows written before a class moved name it where it lived then."""
+    if isinstance(config, Mapping):
+        out = {}
+        for k, v in config.items():
+            if k == "_target_" and isinstance(v, str):
+                for new, old in TARGET_NAMES.items():
+                    if v.startswith(old):
+                        v = new + v[len(old) :]
+                        break
+                out[k] = v
+            else:
+                out[k] = current_targets(v)
+        return out
+    if isinstance(config, list):
+        return [current_targets(v) for v in config]
+    return config
+
+
 def _canonical(value: Any) -> Any:
     """Drop null values (a new option defaulting to null keeps old ids) and location keys."""
     if isinstance(value, Mapping):
