@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,37 @@ def test_bad_checkpoint_settings_are_refused(override: str, match: str, tmp_path
 
     with pytest.raises(SweeplabError, match=match):
         build_spec(compose([override, f"paths.results_dir={tmp_path}"]), "r", "d")
+
+
+def test_weight_rewind_to_step_k_trains_exactly_the_steps_dense_training_had_left(job) -> None:
+    """T - k optimizer steps, the cosine lr resuming at k and ending at 0 (open_lth's
+    start_step); rounding to whole epochs trained 430 of 560 steps for T = 860, k = 300."""
+    from sweeplab.engine.recovery import WeightRewind
+    from sweeplab.engine.train import StepCallback
+
+    job, masks = job
+    per_epoch = steps_per_epoch(job.splits, job.spec.train.batch_size)
+    total = job.spec.train.epochs * per_epoch
+    k = per_epoch + per_epoch // 3  # not on an epoch boundary
+    lrs: list[float] = []
+
+    class Lr(StepCallback):
+        def on_optimizer_step(self, module: LitClassifier, step: int) -> None:
+            lrs.append(module.lr_schedulers().get_last_lr()[0])
+
+    real_fit = Run.fit
+
+    def fit(self: Run, cfg: TrainConfig, phase: str, **kw: object) -> None:
+        extra = [Lr()] if phase == "retrain" else []  # not the replay of dense training to k
+        real_fit(self, cfg, phase, **{**kw, "callbacks": [*kw.get("callbacks", ()), *extra]})
+
+    Run.fit = fit  # type: ignore[method-assign]
+    try:
+        WeightRewind(step=k).recover(job, masks)
+    finally:
+        Run.fit = real_fit  # type: ignore[method-assign]
+    assert len(lrs) == total - k
+    # After the last step the scheduler stands at step T of the dense curve: lr 0.
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    start = job.spec.train.lr * 0.5 * (1 + math.cos(math.pi * (k + 1) / total))
+    assert lrs[0] == pytest.approx(start)

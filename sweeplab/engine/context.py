@@ -86,8 +86,12 @@ class RunContext(Protocol):
         callbacks: Sequence[pl.Callback] = (),
         lr_window: tuple[int, int] | None = None,
         distill: Distillation | None = None,
+        steps: int | None = None,
     ) -> None:
-        """Train the model in place (masks stay attached); phase names metrics and timing."""
+        """Train the model in place (masks stay attached); phase names metrics and timing.
+
+        steps: exactly this many optimizer steps instead of recipe.epochs whole epochs.
+        """
         ...
 
     def evaluate(self) -> tuple[float, float]:

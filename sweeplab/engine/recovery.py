@@ -132,14 +132,15 @@ class WeightRewind(Recovery):
                 f"recovery.step={self.step} is not before the end of training ({total} steps)"
             )
         ctx.reset_to(ctx.snapshot(self.step))
-        epochs = max(1, round((total - self.step) / per_epoch))
-        recipe = replace(train, epochs=epochs)
-        ctx.fit(recipe, "retrain", lr_window=(self.step, total))
+        # Exactly the T - k steps dense training had left, the lr curve resuming at step k and
+        # ending where dense training's ended (open_lth's start_step).
+        left = total - self.step
+        ctx.fit(train, "retrain", lr_window=(self.step, total), steps=left)
         if not self.control:
             return {}
         ticket = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
         ctx.reset_to(ctx.fresh_init(ctx.seed + Retrain.REINIT_SEED_OFFSET))
-        ctx.fit(recipe, "control", lr_window=(self.step, total))
+        ctx.fit(train, "control", lr_window=(self.step, total), steps=left)
         test, val = ctx.evaluate()
         ctx.reset_to(ticket)
         return {"acc_reinit_test": test, "acc_reinit_val": val}

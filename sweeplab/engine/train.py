@@ -63,11 +63,13 @@ class LitClassifier(pl.LightningModule):
     Args:
         model: any classifier producing logits.
         cfg: the phase's hyperparameters.
-        total_steps: optimizer steps in this fit.
+        total_steps: optimizer steps in this fit; training stops after exactly this many.
         phase: metric prefix ("dense", "finetune", ...).
         lr_window: (start, length) in optimizer steps of the cosine curve this fit follows;
             default (0, total_steps). Learning-rate rewinding replays the tail of training's curve.
         distill: optional teacher for distillation.
+        steps_per_epoch: optimizer steps in one epoch (default total_steps / cfg.epochs); the
+            step lr schedule and warmup count epochs in these.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class LitClassifier(pl.LightningModule):
         lr_window: tuple[int, int] | None = None,
         distill: Distillation | None = None,
         augment: torch.Generator | None = None,
+        steps_per_epoch: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -86,6 +89,7 @@ class LitClassifier(pl.LightningModule):
         self.total_steps = total_steps
         self.phase = phase
         self.lr_window = lr_window or (0, total_steps)
+        self.steps_per_epoch = steps_per_epoch or total_steps / max(cfg.epochs, 1)
         self.distill = distill
         self.augment = augment  # generator for crop_flip, or None for no augmentation
         self.automatic_optimization = False
@@ -142,6 +146,11 @@ class LitClassifier(pl.LightningModule):
         sched = self.lr_schedulers()
         x, y = batch
         for xb, yb in zip(x.split(self.cfg.batch_size), y.split(self.cfg.batch_size), strict=True):
+            if self.optimizer_steps >= self.total_steps:
+                # A fit of a step count that is no whole number of epochs (weight rewinding
+                # to step k trains T - k steps) ends inside its last epoch.
+                self.trainer.should_stop = True
+                break
             if self.augment is not None:
                 xb = crop_flip(xb, self.augment)
             loss = self.loss(xb, yb)
@@ -186,7 +195,7 @@ class LitClassifier(pl.LightningModule):
             )
         start, length = self.lr_window
         # Warmup belongs to a curve's start: a fit that replays a curve's tail has none.
-        per_epoch = self.total_steps / max(cfg.epochs, 1)
+        per_epoch = self.steps_per_epoch
         warmup = round((cfg.warmup_epochs or 0) * per_epoch) if start == 0 else 0
         if cfg.lr_schedule == "constant" and not warmup:
             return opt
@@ -241,6 +250,7 @@ def fit(
     lr_window: tuple[int, int] | None = None,
     distill: Distillation | None = None,
     callbacks: Sequence[pl.Callback] = (),
+    steps: int | None = None,
 ) -> None:
     """Train model in place on splits.train for cfg.epochs; validate on splits.val each epoch.
 
@@ -258,19 +268,23 @@ def fit(
         lr_window: (start, length) of the cosine curve in optimizer steps (lr rewinding).
         distill: optional teacher for knowledge distillation.
         callbacks: Lightning callbacks; StepCallback ones also hear every optimizer step.
+        steps: train exactly this many optimizer steps instead of cfg.epochs whole epochs (the
+            last epoch may be partial); the batch order is the same as for whole epochs.
     """
-    if cfg.epochs == 0:
+    if cfg.epochs == 0 or steps == 0:
         return
     train = TensorBatches(
         splits.train_x, splits.train_y, cfg.batch_size, shuffle=True, seed=seed, group=inner_steps
     )
     val = TensorBatches(splits.val_x, splits.val_y, EVAL_BATCH) if validate else None
     augment = torch.Generator().manual_seed(seed + 1) if splits.augment else None
+    total = cfg.epochs * train.steps if steps is None else steps
     lit = LitClassifier(
-        model, cfg, cfg.epochs * train.steps, phase, lr_window, distill, augment=augment
-    )
+        model, cfg, total, phase, lr_window, distill, augment=augment,
+        steps_per_epoch=train.steps,
+    )  # fmt: skip
     trainer = pl.Trainer(
-        max_epochs=cfg.epochs,
+        max_epochs=-(-total // train.steps),
         accelerator=accelerator,
         devices=devices,
         logger=logger if logger is not None else False,
