@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from sweeplab.engine.measure import params_total
-from sweeplab.engine.train import bn_l1_penalty
+from sweeplab.engine.penalties import bn_l1_penalty
 from sweeplab.errors import SweeplabError
 from sweeplab.models.mlp import MLP
 from sweeplab.models.resnet_cifar import BasicBlock, ChannelShortcut, ResNetCifar

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from sweeplab.data.augment import crop_flip
 from sweeplab.data.base import Splits, TensorBatches
+from sweeplab.engine.penalties import bn_l1_penalty
 from sweeplab.engine.recipe import TrainConfig
-from sweeplab.errors import SweeplabError
 from sweeplab.pruning.masks import PRUNABLE_TYPES
 
 # Config section that holds each phase's hyperparameters, for error messages.
@@ -212,27 +212,6 @@ class LitClassifier(pl.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def bn_l1_penalty(model: nn.Module) -> Tensor:
-    """Sum of |gamma| over every affine batch norm (network slimming's sparsity term).
-
-    Args:
-        model: a model with batch norm layers.
-    Returns:
-        A scalar tensor with gradient; train.bn_l1 (lambda) times this joins the loss.
-    """
-    scales = [
-        m.weight
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
-    ]
-    if not scales:
-        raise SweeplabError(
-            f"the batch-norm L1 penalty needs batch norm layers but model {type(model).__name__} "
-            "has none; set train.bn_l1=null or use a model with batch norm"
-        )
-    return torch.stack([s.abs().sum() for s in scales]).sum()
 
 
 def fit(

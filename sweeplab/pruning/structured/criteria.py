@@ -96,7 +96,7 @@ def _require_batch_norm(model: nn.Module) -> None:
 class BNScale(ChannelPruner):
     """Network slimming (Liu et al. 2017): |gamma| of the channel's batch norm.
 
-    Train the dense model with `train.bn_l1` (sweeplab.engine.train.bn_l1_penalty) in the loss so
+    Train the dense model with `train.bn_l1` (engine.penalties.bn_l1_penalty) in the loss so
     unneeded scales go to zero; rank
     globally with raw scores (normalize: none), as in the paper. Groups without a batch norm
     (e.g. a plain Linear layer) are left alone.

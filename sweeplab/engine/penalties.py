@@ -1,0 +1,29 @@
+"""Penalty terms the training objective may add to the cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from sweeplab.errors import SweeplabError
+
+
+def bn_l1_penalty(model: nn.Module) -> Tensor:
+    """Sum of |gamma| over every affine batch norm (network slimming's sparsity term).
+
+    Args:
+        model: a model with batch norm layers.
+    Returns:
+        A scalar tensor with gradient; train.bn_l1 (lambda) times this joins the loss.
+    """
+    scales = [
+        m.weight
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
+    ]
+    if not scales:
+        raise SweeplabError(
+            f"the batch-norm L1 penalty needs batch norm layers but model {type(model).__name__} "
+            "has none; set train.bn_l1=null or use a model with batch norm"
+        )
+    return torch.stack([s.abs().sum() for s in scales]).sum()

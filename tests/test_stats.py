@@ -1,0 +1,76 @@
+"""Statistics across seeds: intervals, paired tests and Holm's correction against scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sweeplab.results.stats import compare, holm, mean_ci, paired
+
+
+def test_mean_ci_is_students_t_interval() -> None:
+    xs = [0.91, 0.93, 0.92, 0.95]
+    ci = mean_ci(xs)
+    low, high = stats.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=stats.sem(xs))
+    assert ci.n == 4 and ci.mean == pytest.approx(np.mean(xs))
+    assert (ci.low, ci.high) == (pytest.approx(low), pytest.approx(high))
+    one = mean_ci([0.9])
+    assert one.n == 1 and one.low is None and one.high is None
+
+
+def test_paired_matches_scipys_related_t_test() -> None:
+    a, b = [0.95, 0.96, 0.94, 0.97], [0.93, 0.95, 0.93, 0.94]
+    result = paired(a, b)
+    assert result.p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert result.diff.mean == pytest.approx(np.mean(np.subtract(a, b)))
+    assert result.diff.low < result.diff.mean < result.diff.high
+    assert paired([0.9], [0.8]).p is None  # one pair: no test
+    assert paired([0.9, 0.8], [0.8, 0.7]).p is None  # identical differences: no spread
+
+
+def test_holm_step_down() -> None:
+    # Holm 1979: sorted p * (m - rank), made monotone; untested entries stay None.
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+    assert holm([0.5, 0.2]) == pytest.approx([0.5, 0.4])
+    assert holm([]) == []
+
+
+def _rows() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(5):
+        dense = f"d{seed}"
+        shared = rng.normal(0, 0.02)  # the dense model's luck, common to both strategies
+        for sparsity in (0.5, 0.9):
+            base = 0.9 - 0.1 * sparsity + shared
+            rows.append(("global", sparsity, dense, base + 0.02 + rng.normal(0, 0.002)))
+            rows.append(("layer", sparsity, dense, base))
+            rows.append(("random", sparsity, dense, base + rng.normal(0, 0.002)))
+    return pd.DataFrame(rows, columns=["series", "sparsity_requested", "dense_id", "acc"])
+
+
+def test_compare_pairs_on_the_dense_model_and_corrects_across_cells() -> None:
+    table = compare(_rows(), "layer", ["sparsity_requested"], metric="acc")
+    assert len(table) == 4 and set(table["series"]) == {"global", "random"}
+    g = table[table["series"] == "global"]
+    assert (g["n"] == 5).all() and g["diff"].to_numpy() == pytest.approx([0.02, 0.02], abs=2e-3)
+    assert g["significant"].all()  # pairing removes the dense models' spread (0.02)
+    assert not table[table["series"] == "random"]["significant"].any()
+    ps = list(table["p"])
+    assert list(table["p_holm"]) == pytest.approx(holm(ps))
+    # Unpaired, the same global cell would drown in the dense models' spread.
+    rows = _rows()
+    at = rows[rows["sparsity_requested"] == 0.5]
+    unpaired = stats.ttest_ind(at[at.series == "global"].acc, at[at.series == "layer"].acc)
+    assert unpaired.pvalue > g["p"].iloc[0] and math.isfinite(unpaired.pvalue)
+
+
+def test_compare_skips_points_the_baseline_lacks() -> None:
+    rows = _rows()
+    rows = rows[~((rows.series == "layer") & (rows.sparsity_requested == 0.9))]
+    table = compare(rows, "layer", ["sparsity_requested"], metric="acc")
+    assert set(table["sparsity_requested"]) == {0.5}
