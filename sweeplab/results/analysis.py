@@ -89,6 +89,11 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         ok[column] = pd.to_numeric(ok[column], errors="coerce") if column in ok else np.nan
     ok["_drop"] = ok["acc_dense_test"] - ok["acc_finetuned_test"]
     ok["_speedup"] = ok["flops_dense"] / ok["flops"]
+    # Rows carry no dense parameter count: params_total counts the pruned model, which a
+    # structured pruner makes smaller. compression = dense total / max(nonzero, 1) (measure.py),
+    # so the dense count is derived from it; rows without compression keep params_total.
+    derived = (ok["compression"] * ok["params_nonzero"].clip(lower=1)).round()
+    ok["_params_dense"] = derived.fillna(ok["params_total"])
     varying = series_keys(ok, groups, [*groups, "strategy"], dense=False)
     ok["series"] = labels(ok, ok["strategy"].astype(str), varying)
     dense_keys = series_keys(ok, groups, groups, dense=True)
@@ -115,7 +120,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     dense = (
         models.groupby([*groups, "_dense"], dropna=False, sort=False)
         .agg(
-            nonzero=("params_total", "mean"),
+            nonzero=("_params_dense", "mean"),
             flops=("flops_dense", "mean"),
             latency=("latency_b1_dense_ms", "mean"),
             size=("size_dense_bytes", "mean"),
