@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sweeplab.results import identity, store
-from sweeplab.results.analysis import summarize
+from sweeplab.results.analysis import pivot_cells, summarize
 from sweeplab.results.render import render
 from sweeplab.results.row import ResultRow
 from sweeplab.results.rows import load_rows
@@ -122,3 +122,32 @@ def test_dense_point_costs_are_the_dense_models(tmp_path: Path) -> None:
         assert pts[flag].all(), flag
     line = next(x for x in render(summary, "md", "points").splitlines() if x.startswith("| dense"))
     assert "100,000" in [c.strip() for c in line.split("|")]
+
+
+def test_structured_ratio_is_an_axis_not_a_series(tmp_path: Path) -> None:
+    summary = summarize(load_rows(structured(tmp_path)))
+    pruned = summary.points[summary.points["series"] != "dense"]
+    assert set(pruned["series"]) == {"l1_filter"}
+    assert sorted(pruned["sparsity_requested"]) == [0.5, 0.8] and set(pruned["n"]) == {2}
+    cells = pivot_cells(summary)
+    assert list(cells["series"]) == ["l1_filter"] * 3
+    assert list(cells["column"]) == ["dense", "0.5", "0.8"]
+    lines = [x for x in render(summary, "md", "pivot").splitlines() if x.startswith("| ")]
+    assert [[c.strip() for c in x.split("|")[1:-1]] for x in lines][0] == [
+        "strategy", "dense", "0.5", "0.8"
+    ]  # fmt: skip
+    assert [x.split("|")[1].strip() for x in lines[1:]] == ["l1_filter"]
+
+
+def test_mixed_folder_series(mixed: Path) -> None:
+    summary = summarize(load_rows(mixed))
+    pruned = summary.points[summary.points["series"] != "dense"]
+    # Schedule and recovery split global_magnitude; their _target_ and name keys say nothing
+    # the labels do not; ratio and sparsity are axes.
+    assert set(pruned["series"]) == {
+        "l1_filter [recovery=finetune, schedule=oneshot]",
+        "global_magnitude [recovery=finetune, schedule=oneshot]",
+        "global_magnitude [recovery=lr_rewind, schedule=oneshot]",
+        "global_magnitude [recovery=finetune, schedule=iterative]",
+    }
+    assert set(pruned["n"]) == {2}

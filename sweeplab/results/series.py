@@ -13,8 +13,14 @@ from sweeplab.results.format import missing
 
 # Row columns a series label may carry when they vary within one strategy.
 LABEL_COLUMNS = ("scope", "schedule", "recovery", "granularity")
-# Config keys that never split a series: the point's own coordinates, or not part of identity.
-_NOT_SERIES = ("pruning.name", "pruning.sparsity", "data.name", "model.name")
+# Config keys that never split a series: the point's own coordinates (structured strategies
+# request a ratio of structures where unstructured ones request a sparsity; the row's
+# sparsity_requested holds either), or what a label column says already (the strategy,
+# schedule and recovery name their section's class).
+_NOT_SERIES = (
+    "pruning.sparsity", "pruning.ratio", "data.name", "model.name",
+    *(f"{s}.{k}" for s in ("pruning", "schedule", "recovery") for k in ("name", "_target_")),
+)  # fmt: skip
 _DENSE_SECTIONS = tuple(f"{k}." for k in identity.DENSE_KEYS)
 
 
