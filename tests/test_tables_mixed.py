@@ -3,10 +3,12 @@ ratios), two schedules (oneshot and iterative), two recoveries, two seeds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from sweeplab.cli import main
 from sweeplab.results import identity, store
 from sweeplab.results.analysis import pivot_cells, summarize
 from sweeplab.results.render import render
@@ -151,3 +153,34 @@ def test_mixed_folder_series(mixed: Path) -> None:
         "global_magnitude [recovery=finetune, schedule=iterative]",
     }
     assert set(pruned["n"]) == {2}
+
+
+@pytest.mark.parametrize("by", ["strategy", "scope", "schedule", "recovery", "granularity"])
+def test_every_label_column_works_as_by(mixed: Path, tmp_path: Path, by: str, capsys) -> None:
+    rows = load_rows(mixed)
+    values = sorted(set(rows[by]))
+    assert len(values) == 2
+    summary = summarize(rows, by=[by])
+    assert summary.groups == ["data", "model", by]
+    pts = summary.points
+    assert list(pts.columns).count(by) == 1
+    for value in values:
+        block = pts[pts[by] == value]
+        # Each group's table has its own dense baseline, at the dense model's costs.
+        dense = block[block["series"] == "dense"]
+        assert len(dense) == 1 and dense["nonzero"].iloc[0] == DENSE
+        assert dense["acc"].iloc[0] == pytest.approx(0.945)
+        assert (block["series"] != "dense").sum() >= 2
+    assert main(["table", str(mixed), "--by", by]) == 0
+    text = capsys.readouterr().out
+    for value in values:
+        assert f"### digits / lenet5 / {by}={value}" in text
+    assert main(["table", str(mixed), "--by", by, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"] == ["data", "model", by]
+    out = tmp_path / "report.html"
+    plots = [] if by == "strategy" else ["--no-plots"]  # plots once: they take a second
+    assert main(["report", str(mixed), "--by", by, "-o", str(out), *plots]) == 0
+    page = out.read_text()
+    data = json.loads(page.split('id="sweeplab-data">', 1)[1].split("</script>", 1)[0])
+    assert [g["title"] for g in data["groups"]] == [f"digits / lenet5 / {by}={v}" for v in values]
+    assert not any(s["name"].startswith("dense") for s in data["series"])
