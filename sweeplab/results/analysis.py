@@ -16,7 +16,14 @@ import pandas as pd
 from sweeplab.errors import SweeplabError
 from sweeplab.results.filters import columns_hint
 from sweeplab.results.pareto import COSTS, FRONT, mark_best, mark_fronts
-from sweeplab.results.series import LABEL_COLUMNS, labels, natural_rank, series_keys
+from sweeplab.results.series import (
+    DENSE,
+    LABEL_COLUMNS,
+    is_dense,
+    labels,
+    natural_rank,
+    series_keys,
+)
 
 GROUP = ["data", "model"]
 DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own dense model
@@ -58,7 +65,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     A point is one (group, series, requested sparsity, round); a series is a strategy, split
     by any config key that varies within it (e.g. `global_magnitude [finetune.epochs=5]`),
     so seeds are only pooled across runs that differ in nothing else. Dense models appear as
-    strategy "dense" at compression 1, averaged over the distinct dense models.
+    series "dense" (strategy "dense" unless it is a --by column) at compression 1, averaged
+    over the distinct dense models.
 
     Args:
         df: rows from load_rows, possibly filtered (filters.filter_rows).
@@ -89,10 +97,15 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         ok[column] = pd.to_numeric(ok[column], errors="coerce") if column in ok else np.nan
     ok["_drop"] = ok["acc_dense_test"] - ok["acc_finetuned_test"]
     ok["_speedup"] = ok["flops_dense"] / ok["flops"]
-    varying = series_keys(ok, groups, [*groups, "strategy"], dense=False)
+    # Rows carry no dense parameter count: params_total counts the pruned model, which a
+    # structured pruner makes smaller. compression = dense total / max(nonzero, 1) (measure.py),
+    # so the dense count is derived from it; rows without compression keep params_total.
+    derived = (ok["compression"] * ok["params_nonzero"].clip(lower=1)).round()
+    ok["_params_dense"] = derived.fillna(ok["params_total"])
+    varying = series_keys(ok, groups, list(dict.fromkeys([*groups, "strategy"])), dense=False)
     ok["series"] = labels(ok, ok["strategy"].astype(str), varying)
     dense_keys = series_keys(ok, groups, groups, dense=True)
-    ok["_dense"] = labels(ok, ["dense"] * len(ok), dense_keys)
+    ok["_dense"] = labels(ok, [DENSE] * len(ok), dense_keys)
 
     agg: dict[str, tuple[str, Any]] = dict(
         strategy=("strategy", "first"), scope=("scope", "first"),
@@ -106,7 +119,9 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         n=("acc_finetuned_test", "count"), acc_dense=("acc_dense_test", "mean"),
         drop=("_drop", "mean"), drop_std=("_drop", "std"),
     )  # fmt: skip
-    keys = [*groups, "series", "sparsity_requested", "round"]
+    # A --by label column (schedule, strategy, ...) is a group key already, not an aggregate.
+    agg = {name: spec for name, spec in agg.items() if name not in groups}
+    keys = list(dict.fromkeys([*groups, "series", "sparsity_requested", "round"]))
     grouped = ok.groupby(keys, dropna=False, sort=False)
     points = grouped.agg(**agg).reset_index()
     points["run_ids"] = _lists(grouped.ngroup().to_numpy(), ok["run_id"], len(points))
@@ -115,7 +130,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     dense = (
         models.groupby([*groups, "_dense"], dropna=False, sort=False)
         .agg(
-            nonzero=("params_total", "mean"),
+            nonzero=("_params_dense", "mean"),
             flops=("flops_dense", "mean"),
             latency=("latency_b1_dense_ms", "mean"),
             size=("size_dense_bytes", "mean"),
@@ -127,11 +142,15 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         .reset_index()
         .rename(columns={"_dense": "series"})
     )
-    dense = dense[dense["n"] > 0].assign(
-        strategy="dense", scope="-", sparsity_requested=0.0, sparsity=0.0, compression=1.0,
+    dense = dense[dense["n"] > 0]
+    constants = dict(
+        strategy=DENSE, scope="-", sparsity_requested=0.0, sparsity=0.0, compression=1.0,
         speedup=1.0, acc_pruned=dense["acc"], acc_pruned_std=dense["acc_std"],
         acc_dense=dense["acc"], drop=0.0, drop_std=0.0,
     )  # fmt: skip
+    # Under --by strategy (or scope) a dense point keeps its group's value: it is the
+    # baseline of that group's table.
+    dense = dense.assign(**{k: v for k, v in constants.items() if k not in groups})
     series_dense = (
         ok.drop_duplicates([*groups, "series", "dense_id"])
         .groupby([*groups, "series"], dropna=False, sort=False)
@@ -153,15 +172,15 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     rank = natural_rank(points["series"])
     points = (
         # Dense first within each group, then series in natural order (epochs=2 before 10).
-        points.assign(_o=points["strategy"].ne("dense"), _s=points["series"].map(rank))
-        .sort_values([*groups, "_o", "_s", "sparsity_requested", "round"])
+        points.assign(_o=~is_dense(points["series"]), _s=points["series"].map(rank))
+        .sort_values(list(dict.fromkeys([*groups, "_o", "_s", "sparsity_requested", "round"])))
         .drop(columns=["_o", "_s"])
         .reset_index(drop=True)
     )
     unused = {c for c in ("round", "speedup_measured") if points[c].isna().all()}
     unused |= {c for c in ("flops", "latency", "size") if c not in costs}
     unused |= {"speedup"} if "flops" not in costs else set()
-    columns = [*groups, *(c for c in POINT_COLUMNS if c not in unused)]
+    columns = [*groups, *(c for c in POINT_COLUMNS if c not in unused and c not in groups)]
     at = columns.index("best")
     columns[at:at] = [FRONT[c] for c in costs]
     return Summary(points[columns], series_dense, groups, costs, delta, failed)
@@ -175,7 +194,7 @@ def best_within(summary: Summary) -> pd.DataFrame:
     pts = summary.points
     if pts.empty:
         return pts
-    pruned = pts[pts["strategy"] != "dense"]
+    pruned = pts[~is_dense(pts["series"])]
     best = pruned[pruned["best"]]
     missing = pruned[~pruned.set_index([*summary.groups, "series"]).index.isin(
         best.set_index([*summary.groups, "series"]).index
@@ -200,7 +219,7 @@ def pivot_cells(summary: Summary, columns: str = "sparsity") -> pd.DataFrame:
     pts = summary.points
     if pts.empty:
         return pts
-    pruned = pts[pts["strategy"] != "dense"].copy()
+    pruned = pts[~is_dense(pts["series"])].copy()
     if columns == "sparsity":
         pruned["order"] = pruned["sparsity_requested"].astype(float)
         pruned["column"] = [f"{s:g}" for s in pruned["order"]]

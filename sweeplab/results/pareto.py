@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from sweeplab.results.series import is_dense
+
 # Costs a Pareto front can be taken against: name -> (pruned metric, dense metric).
 COSTS = {
     "params": ("params_nonzero", "params_total"),
@@ -54,7 +56,7 @@ def mark_best(points: pd.DataFrame, groups: list[str], delta: float) -> None:
     """Flag (column best) each series' most compressed point within delta accuracy points of
     its own dense model."""
     points["best"] = False
-    pruned = points[(points["strategy"] != "dense") & (points["drop"] <= delta / 100 + 1e-12)]
+    pruned = points[~is_dense(points["series"]) & (points["drop"] <= delta / 100 + 1e-12)]
     if len(pruned):
         ranked = pruned.sort_values(["compression", "acc"], ascending=False)
         points.loc[ranked.drop_duplicates(groups + ["series"]).index, "best"] = True

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sweeplab.results.analysis import Summary  # noqa: E402
-from sweeplab.results.series import natural_rank  # noqa: E402
+from sweeplab.results.series import is_dense, natural_rank  # noqa: E402
 
 # tab10, then tab20's lighter shades: the report's charts use the same colours.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -61,7 +61,7 @@ def _curves(summary: Summary, sub: pd.DataFrame, x: str, key: tuple) -> list[dic
     for k, v in zip(summary.groups, key, strict=True):
         dense = dense[dense[k] == v]
     out = []
-    pruned = sub[sub["strategy"] != "dense"]
+    pruned = sub[~is_dense(sub["series"])]
     for series in natural_rank(pruned["series"]):
         line = pruned[pruned["series"] == series].sort_values(x)
         base = dense[dense["series"] == series]
@@ -156,7 +156,7 @@ def write_plots(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pts = summary.points
-    palette = colors(pts.loc[pts["strategy"] != "dense", "series"])  # as the HTML page does
+    palette = colors(pts.loc[~is_dense(pts["series"]), "series"])  # as the HTML page does
     written: list[Path] = []
     grouped = list(pts.groupby(summary.groups, dropna=False, sort=True))
     for i, (key, sub) in enumerate(grouped):

@@ -22,6 +22,7 @@ from sweeplab.errors import SweeplabError
 from sweeplab.results import store
 from sweeplab.results.analysis import Summary
 from sweeplab.results.filters import filter_rows
+from sweeplab.results.series import is_dense
 from sweeplab.results.tables import Table, blocks
 
 
@@ -90,8 +91,9 @@ def pick_layer_run(summary: Summary, rows: pd.DataFrame, run_id: str | None) -> 
             )
         return run_id
     pts = summary.points
-    front = pts[(pts["strategy"] != "dense") & pts["pareto"]]
-    front = front if len(front) else pts[pts["strategy"] != "dense"]
+    pruned = pts[~is_dense(pts["series"])]
+    front = pruned[pruned["pareto"]]
+    front = front if len(front) else pruned
     if front.empty:
         return None
     return str(front.sort_values("compression").iloc[-1]["run_ids"][0])
@@ -106,8 +108,7 @@ def payload(summary: Summary, rows: pd.DataFrame, results_dir: str | Path, title
     groups = list(pts.groupby(summary.groups, dropna=False, sort=True).groups)
     group_of = {key if isinstance(key, tuple) else (key,): i for i, key in enumerate(groups)}
     found = blocks(summary, "points")
-    names = [s for s in dict.fromkeys(pts["series"]) if s not in set(pts.loc[pts["strategy"]
-             == "dense", "series"])]  # fmt: skip
+    names = list(dict.fromkeys(pts.loc[~is_dense(pts["series"]), "series"]))
     palette = colors(names)
     series = [
         {"name": n, "strategy": str(pts.loc[pts["series"] == n, "strategy"].iloc[0]),
@@ -117,7 +118,7 @@ def payload(summary: Summary, rows: pd.DataFrame, results_dir: str | Path, title
     out_points, run_series = [], {}
     for r in pts.to_dict("records"):
         g = group_of[tuple(r[k] for k in summary.groups)]
-        if r["strategy"] == "dense":
+        if r["series"] not in index:  # a dense point
             continue
         s = index[r["series"]]
         out_points.append({

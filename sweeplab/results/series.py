@@ -13,9 +13,16 @@ from sweeplab.results.format import missing
 
 # Row columns a series label may carry when they vary within one strategy.
 LABEL_COLUMNS = ("scope", "schedule", "recovery", "granularity")
-# Config keys that never split a series: the point's own coordinates, or not part of identity.
-_NOT_SERIES = ("pruning.name", "pruning.sparsity", "data.name", "model.name")
+# Config keys that never split a series: the point's own coordinates (structured strategies
+# request a ratio of structures where unstructured ones request a sparsity; the row's
+# sparsity_requested holds either), or what a label column says already (the strategy,
+# schedule and recovery name their section's class).
+_NOT_SERIES = (
+    "pruning.sparsity", "pruning.ratio", "data.name", "model.name",
+    *(f"{s}.{k}" for s in ("pruning", "schedule", "recovery") for k in ("name", "_target_")),
+)  # fmt: skip
 _DENSE_SECTIONS = tuple(f"{k}." for k in identity.DENSE_KEYS)
+DENSE = "dense"  # the label of a dense series: "dense", or "dense [train.epochs=5]" when split
 
 
 def series_keys(ok: pd.DataFrame, groups: list[str], within: list[str], dense: bool) -> list[str]:
@@ -57,6 +64,16 @@ def labels(ok: pd.DataFrame, head: Iterable[str], keys: list[str]) -> list[str]:
 def value_label(value: Any) -> str:
     """A config value as series labels and group titles show it (floats in %g)."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def is_dense(series: pd.Series) -> pd.Series:
+    """Which points (by series label) are dense models rather than pruned ones.
+
+    The label, not the strategy column, tells: under `--by strategy` a dense point carries
+    the strategy of its group.
+    """
+    text = series.astype(str)
+    return text.eq(DENSE) | text.str.startswith(f"{DENSE} [")
 
 
 def natural_rank(names: Iterable[str]) -> dict[str, int]:

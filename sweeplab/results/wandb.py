@@ -44,6 +44,7 @@ def wandb_report(summary: Any, written: Any, project: str = "sweeplab") -> str |
 
     from sweeplab.results.analysis import best_within
     from sweeplab.results.render import render
+    from sweeplab.results.series import is_dense
 
     points = summary.points.assign(run_ids=[" ".join(r) for r in summary.points["run_ids"]])
     best = best_within(summary).drop(columns="run_ids")
@@ -63,7 +64,7 @@ def wandb_report(summary: Any, written: Any, project: str = "sweeplab") -> str |
         "best_within_delta": wandb.Table(dataframe=best),
         "tables_markdown": wandb.Html(f"<pre>{html.escape(render(summary, 'md'))}</pre>"),
     }
-    pruned = points[points["strategy"] != "dense"]
+    pruned = points[~is_dense(points["series"])]
     for key, sub in pruned.groupby(summary.groups, dropna=False, sort=True):
         name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
         curves = [line.sort_values("compression") for _, line in sub.groupby("series", sort=True)]
