@@ -25,7 +25,7 @@ def _run(overrides: list[str]) -> int:
 def _table(args: argparse.Namespace) -> int:
     from sweeplab.results.commands import Selection, table
 
-    return table(Selection.of(args), args.format, args.view)
+    return table(Selection.of(args), args.format, args.view, args.baseline)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -93,9 +93,16 @@ def _add_table(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["md", "csv", "latex", "json"], default="md")
     p.add_argument(
         "--view",
-        choices=["all", "pivot", "points", "best"],
+        choices=["all", "pivot", "points", "best", "compare"],
         default="all",
-        help="which tables (default all; csv holds one table, so all writes the points table)",
+        help="which tables (default all; csv holds one table, so all writes the points table); "
+        "compare: paired differences against --baseline with 95%% CIs and Holm-corrected p",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="STRATEGY",
+        help="the strategy (series label) --view compare compares every other one with",
     )
     p.set_defaults(handler=_table)
 

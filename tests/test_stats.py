@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from sweeplab.cli import main
+from sweeplab.results import store
 from sweeplab.results.stats import compare, holm, mean_ci, paired
 
 
@@ -74,3 +78,30 @@ def test_compare_skips_points_the_baseline_lacks() -> None:
     rows = rows[~((rows.series == "layer") & (rows.sparsity_requested == 0.9))]
     table = compare(rows, "layer", ["sparsity_requested"], metric="acc")
     assert set(table["sparsity_requested"]) == {0.5}
+
+
+def test_table_view_compare_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`sweeplab table --view compare --baseline S`: one line per strategy and sparsity, the
+    pairs counted over seeds; a constant difference has no spread, so no p; csv is tidy."""
+    from test_tables_mixed import mixed_row
+
+    for seed in range(3):
+        for s in (0.5, 0.9):
+            for recovery in ("finetune", "lr_rewind"):
+                store.write_row(tmp_path, mixed_row("global_magnitude", s, seed, recovery=recovery))
+            store.write_row(tmp_path, mixed_row("l1_filter", s, seed))
+    base = "global_magnitude [recovery=finetune]"
+    assert main(["table", str(tmp_path), "--view", "compare", "--baseline", base]) == 0
+    out = capsys.readouterr().out
+    assert f"vs {base}" in out and "Holm" in out
+    lines = [
+        line for line in out.splitlines() if line.startswith("| global_magnitude [recovery=lr")
+    ]
+    assert len(lines) == 2 and all("| 3 |" in line and "-0.50" in line for line in lines)
+    assert all("—" in line for line in lines)  # lr_rewind is 0.5 points lower in every pair
+    assert main(["table", str(tmp_path), "--view", "compare", "--baseline", base,
+                 "--format", "csv"]) == 0  # fmt: skip
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert {"data", "model", "series", "n", "diff", "p_holm"} <= set(frame.columns)
+    assert main(["table", str(tmp_path), "--view", "compare"]) == 2
+    assert "--baseline" in capsys.readouterr().err

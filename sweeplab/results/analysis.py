@@ -7,7 +7,7 @@ Rows come from rows.load_rows; tables.py formats what summarize returns. pandas 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,8 @@ class Summary:
     costs: list[str]  # cost names (keys of COSTS) that the rows measured
     delta: float  # accuracy points for "best compression within delta"
     failed: int = 0  # failed rows left out
+    # the ok runs behind the points, each with its `series` label (paired comparisons)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _lists(codes: np.ndarray, values: pd.Series, n: int) -> list[list[Any]]:
@@ -183,7 +185,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     columns = [*groups, *(c for c in POINT_COLUMNS if c not in unused and c not in groups)]
     at = columns.index("best")
     columns[at:at] = [FRONT[c] for c in costs]
-    return Summary(points[columns], series_dense, groups, costs, delta, failed)
+    return Summary(points[columns], series_dense, groups, costs, delta, failed, runs=ok)
 
 
 def best_within(summary: Summary) -> pd.DataFrame:

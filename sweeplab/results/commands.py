@@ -90,19 +90,20 @@ def _report_threads(rows: pd.DataFrame) -> None:
         print(f"\nnote: torch threads of these rows: {note} (row field threads)", file=sys.stderr)
 
 
-def table(sel: Selection, fmt: str = "md", view: str = "all") -> int:
+def table(sel: Selection, fmt: str = "md", view: str = "all", baseline: str | None = None) -> int:
     """Print the tables of the selected rows (markdown, csv, latex or json); returns 0.
 
     Args:
         sel: the rows and aggregation.
         fmt: md | csv | latex | json.
-        view: all | pivot | points | best.
+        view: all | pivot | points | best | compare.
+        baseline: the strategy (series) the compare view compares with.
     """
     from sweeplab.results.render import render
 
     rows = _rows(sel)
     summary = _summary(sel, rows)
-    sys.stdout.write(render(summary, fmt, view, sel.pivot))
+    sys.stdout.write(render(summary, fmt, view, sel.pivot, baseline))
     _report_failed(rows, sel.results_dir)
     _report_threads(rows)
     return 0

@@ -6,13 +6,18 @@ the same data, model, recipe and seed), so the dense models' own spread cancels 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from sweeplab.errors import SweeplabError
 from sweeplab.results.format import MISSING, missing
 from sweeplab.results.series import value_label
 from sweeplab.results.stats import ALPHA, LEVEL, compare
-from sweeplab.results.tables import Table
+from sweeplab.results.layout import Table
+
+if TYPE_CHECKING:
+    from sweeplab.results.analysis import Summary
 
 KEYS = ["sparsity_requested", "round"]  # what a point is, within one table group
 
@@ -71,3 +76,24 @@ def compare_table(runs: pd.DataFrame, baseline: str, metric: str = "acc_finetune
         "(one pair, or no spread)",
         strategies=[str(s) for s in table.sort_values(["series", *keys])["series"]],
     )
+
+
+def compare_frame(summary: Summary, baseline: str | None) -> pd.DataFrame:
+    """The compare view as one tidy frame (csv, json): every group's table, group columns first.
+
+    Holm's correction runs within each group, as in the printed tables.
+    """
+    if baseline is None:
+        raise SweeplabError("--view compare needs --baseline STRATEGY, e.g. random")
+    frames = []
+    for key, runs in summary.runs.groupby(summary.groups, dropna=False, sort=True):
+        if baseline not in set(runs["series"]):
+            continue
+        keys = [k for k in KEYS if k in runs and runs[k].notna().any()]
+        frame = compare(runs, baseline, keys)
+        for i, (column, value) in enumerate(zip(summary.groups, key, strict=True)):
+            frame.insert(i, column, value)
+        frames.append(frame)
+    if not frames:
+        raise SweeplabError(f"--baseline {baseline!r} has no finished runs in the selection")
+    return pd.concat(frames, ignore_index=True)

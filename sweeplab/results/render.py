@@ -13,7 +13,9 @@ import pandas as pd
 from sweeplab.errors import SweeplabError
 from sweeplab.results.analysis import Summary, best_within, pivot_cells
 from sweeplab.results.format import missing
-from sweeplab.results.tables import VIEWS, Block, Table, blocks
+from sweeplab.results.compare_view import compare_frame
+from sweeplab.results.layout import Block, Table
+from sweeplab.results.tables import VIEWS, blocks
 
 
 def _md_escape(text: str) -> str:
@@ -104,7 +106,13 @@ def _wide_pivot(summary: Summary, pivot: str) -> pd.DataFrame:
     return wide[[c for c in ordered if c in wide.columns]].reset_index()
 
 
-def render(summary: Summary, fmt: str, view: str = "all", pivot: str = "sparsity") -> str:
+def render(
+    summary: Summary,
+    fmt: str,
+    view: str = "all",
+    pivot: str = "sparsity",
+    baseline: str | None = None,
+) -> str:
     """The summary as md, latex, csv or json text.
 
     Args:
@@ -113,20 +121,22 @@ def render(summary: Summary, fmt: str, view: str = "all", pivot: str = "sparsity
         view: all | pivot | points | best. CSV holds one table: `all` writes the points table
             (tidy: one line per strategy and sparsity, front and best flags as columns).
         pivot: pivot columns, sparsity or compression.
+        baseline: the series `view=compare` compares with.
     Returns:
         The text, newline-terminated.
     """
     if view not in VIEWS:
         raise SweeplabError(f"--view {view!r} is not one of {', '.join(VIEWS)}")
     if fmt == "md":
-        return to_markdown(blocks(summary, view, pivot))
+        return to_markdown(blocks(summary, view, pivot, baseline))
     if fmt == "latex":
-        return to_latex(blocks(summary, view, pivot))
+        return to_latex(blocks(summary, view, pivot, baseline))
     joined = summary.points.assign(run_ids=[" ".join(r) for r in summary.points["run_ids"]])
     frames = {
         "points": lambda: joined if fmt == "csv" else summary.points,
         "pivot": lambda: _wide_pivot(summary, pivot),
         "best": lambda: best_within(summary).drop(columns="run_ids"),
+        "compare": lambda: compare_frame(summary, baseline),
     }
     if fmt == "csv":
         return frames["points" if view == "all" else view]().to_csv(index=False)
@@ -134,6 +144,6 @@ def render(summary: Summary, fmt: str, view: str = "all", pivot: str = "sparsity
         if view != "all":
             return json.dumps(_records(frames[view]()), indent=1, default=str) + "\n"
         out = {"delta": summary.delta, "costs": summary.costs, "groups": summary.groups}
-        out.update({k: _records(f()) for k, f in frames.items()})
+        out.update({k: _records(f()) for k, f in frames.items() if k != "compare"})
         return json.dumps(out, indent=1, default=str) + "\n"
     raise SweeplabError(f"--format {fmt!r} is not one of md, latex, csv, json")

@@ -23,7 +23,8 @@ from sweeplab.results import store
 from sweeplab.results.analysis import Summary
 from sweeplab.results.filters import filter_rows
 from sweeplab.results.series import is_dense
-from sweeplab.results.tables import Table, blocks
+from sweeplab.results.layout import Table
+from sweeplab.results.tables import blocks
 
 
 @dataclass

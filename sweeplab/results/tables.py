@@ -14,33 +14,15 @@ import pandas as pd
 
 from sweeplab.errors import SweeplabError
 from sweeplab.results.analysis import Summary, best_within, pivot_cells
+from sweeplab.results.compare_view import compare_table
 from sweeplab.results.format import missing, num, pct, pct_std, si, size
+from sweeplab.results.layout import Block, Table
 from sweeplab.results.pareto import FRONT
 from sweeplab.results.series import value_label
 
-VIEWS = ("all", "pivot", "points", "best")
+VIEWS = ("all", "pivot", "points", "best", "compare")
+
 _COST_LABELS = {"params": "params", "flops": "FLOPs", "latency": "latency", "size": "size"}
-
-
-@dataclass
-class Table:
-    """One formatted table: caption, headers, text cells, alignment (l/r per column), a note."""
-
-    caption: str
-    headers: list[str]
-    rows: list[list[str]]
-    align: str
-    note: str = ""
-    strategies: list[str] | None = None  # each line's strategy (the report filters on it)
-
-
-@dataclass
-class Block:
-    """The tables of one group (data, model and --by values)."""
-
-    title: str
-    values: dict[str, Any]
-    tables: list[Table]
 
 
 def _pivot_table(summary: Summary, sub: pd.DataFrame, cells: pd.DataFrame, by: str) -> Table:
@@ -152,13 +134,16 @@ def _best_table(summary: Summary, best: pd.DataFrame) -> Table:
     )
 
 
-def blocks(summary: Summary, view: str = "all", pivot: str = "sparsity") -> list[Block]:
+def blocks(
+    summary: Summary, view: str = "all", pivot: str = "sparsity", baseline: str | None = None
+) -> list[Block]:
     """The tables of a summary, one Block per group.
 
     Args:
         summary: from summarize.
-        view: all, pivot, points or best.
+        view: all, pivot, points, best or compare (paired differences against baseline).
         pivot: pivot columns, "sparsity" or "compression".
+        baseline: the series the compare view compares with.
     Returns:
         list of Block, in group order.
     """
@@ -188,5 +173,9 @@ def blocks(summary: Summary, view: str = "all", pivot: str = "sparsity") -> list
             tables.append(_points_table(summary, sub))
         if best is not None and len(mine(best)):
             tables.append(_best_table(summary, mine(best)))
+        if view == "compare":
+            if baseline is None:
+                raise SweeplabError("--view compare needs --baseline STRATEGY, e.g. random")
+            tables.append(compare_table(mine(summary.runs), baseline))
         out.append(Block(title, values, tables))
     return out
