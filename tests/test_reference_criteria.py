@@ -1,10 +1,13 @@
-"""SynFlow against a direct transcription of its authors' code on small models.
+"""SynFlow and GraSP against direct transcriptions of their authors' code on small models.
 
 References (read from the authors' repositories):
 - Synaptic-Flow (ganguli-lab/Synaptic-Flow): prune.py `prune_loop` (exponential schedule,
   density = d ** ((epoch + 1) / epochs)), Pruners/pruners.py `SynFlow.score` (|θ ⊙ dR/dθ| of
   the |θ| network on an all-ones input) and `Pruner._global_mask`
   (k = int((1.0 - density) * numel) entries at or below the k-th score are pruned).
+- GraSP (alecwangcq/GraSP): pruner/GraSP.py `GraSP` (a deep copy of the model in the mode it
+  was given, g from a first pass without graph, then z = sum(g * grad) backward per batch,
+  score = -θ ⊙ Hg normalized by |sum| + eps; the largest are pruned).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn import functional as F
 
 import sweeplab.pruning.synflow as synflow_module
+from conftest import compose
+from sweeplab.engine.task import instantiate
+from sweeplab.errors import SweeplabError
+from sweeplab.pruning.grasp import GraSP
 from sweeplab.pruning.masks import prunable_parameters
 from sweeplab.pruning.synflow import SynFlow
 
@@ -155,3 +163,80 @@ def test_synflow_masks_equal_the_reference_loop_entry_by_entry(
         else:  # the last round's count may differ by its rounding (see above), no more
             kept = [sum(int(m.sum()) for m in masks.values()) for masks in (a, b)]
             assert diff == abs(kept[0] - kept[1]) <= 1, (model_name, r)
+
+
+# GraSP
+
+
+def reference_grasp(model: nn.Module, data: list[tuple[Tensor, Tensor]], t: float) -> Tensor:
+    """-θ ⊙ Hg / (|sum| + eps) of pruner/GraSP.py, flattened, on a deep copy as it was given.
+
+    Each (x, y) in data plays one of the reference's half-batches; reinit=False (sweeplab
+    scores the model it is given).
+    """
+    net = copy.deepcopy(model)
+    weights = list(prunable_parameters(net).values())
+    grad_w = None
+    for x, y in data:
+        grad_w_p = torch.autograd.grad(F.cross_entropy(net(x) / t, y), weights)
+        grad_w = (
+            list(grad_w_p)
+            if grad_w is None
+            else [a + b for a, b in zip(grad_w, grad_w_p, strict=True)]
+        )
+    for x, y in data:
+        grad_f = torch.autograd.grad(F.cross_entropy(net(x) / t, y), weights, create_graph=True)
+        z = sum((g.data * f).sum() for g, f in zip(grad_w, grad_f, strict=True))
+        z.backward()
+    scores = torch.cat([(-w.data * w.grad).flatten() for w in weights])
+    return scores / (scores.sum().abs() + 1e-10)
+
+
+def flat_scores(pruner: GraSP, model: nn.Module, data: list) -> Tensor:
+    """Our scores, flattened, rescaled to sum to ±1 exactly.
+
+    The reference sums g and Hg over batches where we average, so its eps (1e-10) weighs
+    differently in |sum| + eps: scores agree up to a positive factor (~1e-5 from 1 here).
+    """
+    params = prunable_parameters(model)
+    scores = pruner.scores(model, params, data, GEN())
+    flat = torch.cat([scores[n].flatten() for n in params])
+    return flat / flat.sum().abs()
+
+
+def unit(scores: Tensor) -> Tensor:
+    return scores / scores.sum().abs()
+
+
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_grasp_scores_batch_norm_in_train_mode_as_the_authors(model_name: str) -> None:
+    model = MODELS[model_name]().double()
+    data = [(x.double(), y) for x, y in batches(2)]
+    train = reference_grasp(model.train(), data, 200.0)
+    evaluated = reference_grasp(model.eval(), data, 200.0)
+    assert not torch.allclose(train, evaluated, rtol=1e-2, atol=0)  # the mode matters here
+    for mode in (True, False):  # whatever mode the caller left the model in
+        model.train(mode)
+        # Ours is θ ⊙ Hg (higher = keep), the negative of the authors' -θ ⊙ Hg.
+        torch.testing.assert_close(flat_scores(GraSP(0.5, n_batches=2), model, data), -unit(train))
+        ours_eval = flat_scores(GraSP(0.5, n_batches=2, batch_norm="eval"), model, data)
+        torch.testing.assert_close(ours_eval, -unit(evaluated))
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_grasp_leaves_buffers_and_modes_as_found(mode: bool) -> None:
+    model = small_conv().train(mode)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    GraSP(0.5).masks(model, batches(2), GEN())
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in state.items())  # running stats, counters
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_grasp_batch_norm_is_a_config_choice_and_checked() -> None:
+    assert instantiate(compose(["pruning=grasp"]).pruning).batch_norm == "train"
+    pruner = instantiate(compose(["pruning=grasp", "pruning.batch_norm=eval"]).pruning)
+    assert pruner.batch_norm == "eval"
+    with pytest.raises(SweeplabError, match=r"pruning.batch_norm='test' is not one of"):
+        instantiate(compose(["pruning=grasp", "pruning.batch_norm=test"]).pruning)
