@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from sweeplab.engine.context import Masks, RunContext
+from sweeplab.engine.costs import FP32_BYTES, size_dense_bytes
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.train import Distillation
 from sweeplab.errors import SweeplabError, check_positive
@@ -265,22 +266,42 @@ class WeightSharing(Recovery):
         for module in shared:
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
         apply_masks(model, masks)  # re-attach so the measured model carries the same masks
-        prunable = sum(m.numel() for m in masks.values())
-        survivors = sum(int(m.sum()) for m in masks.values())
-        other = sum(p.numel() for p in model.parameters()) - prunable
-        size = shared_size_bytes(survivors, prunable, len(masks), self.bits, other)
-        return {"shared_bits": self.bits, "size_bytes": size}
+        return {"shared_bits": self.bits, "size_bytes": shared_model_bytes(model, masks, self.bits)}
 
 
-def shared_size_bytes(survivors: int, prunable: int, layers: int, bits: int, other: int) -> int:
+def shared_model_bytes(model: torch.nn.Module, masks: Masks, bits: int) -> int:
+    """Bytes of `model` with its `masks` weights shared at `bits` bits (see shared_size_bytes).
+
+    Everything but the masked weights is counted as costs.size_dense_bytes counts it (buffers
+    included: batch-norm statistics, shortcut indices), so this size compares with the
+    size_dense_bytes and size_sparse_bytes of other runs.
+
+    Args:
+        model: the pruned model (masks attached or folded in).
+        masks: name -> mask of every shared weight.
+        bits: codebook index width.
+    Returns:
+        Payload bytes.
+    """
+    prunable = sum(m.numel() for m in masks.values())
+    survivors = sum(int(m.sum()) for m in masks.values())
+    # The masked weights are float tensors, which size_dense_bytes counts as fp32.
+    other_bytes = size_dense_bytes(model) - FP32_BYTES * prunable
+    return shared_size_bytes(survivors, prunable, len(masks), bits, other_bytes)
+
+
+def shared_size_bytes(
+    survivors: int, prunable: int, layers: int, bits: int, other_bytes: int
+) -> int:
     """Bytes of a weight-shared sparse model.
 
     Encoding: a 1-bit keep-mask over every prunable weight, a `bits`-bit codebook index per
-    survivor, one fp32 codebook of 2^bits values per layer, and every other parameter in fp32.
+    survivor, one fp32 codebook of 2^bits values per layer, and `other_bytes` for every other
+    tensor a user ships (parameters and buffers, stored dense).
     """
     return (
         math.ceil(prunable / 8)
         + math.ceil(survivors * bits / 8)
         + layers * (2**bits) * 4
-        + other * 4
+        + other_bytes
     )

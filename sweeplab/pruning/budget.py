@@ -8,6 +8,7 @@ globally (one threshold) or per layer. Masks are dict[str, Tensor] keyed by para
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,10 +31,13 @@ class Target:
             The count is then rounded from the survivors, kept = round((1 - share) *
             survivors), as torch.nn.utils.prune does; a layer_scale multiplies the share.
             None: the share is derived from `sparsity` and the survivors (gradual).
+        floor: prune floor(share * survivors) instead of rounding, for criteria whose
+            authors count that way (Synaptic-Flow's int() in its pruning rounds).
     """
 
     sparsity: float
     per_step: float | None = None
+    floor: bool = False
 
     @classmethod
     def oneshot(cls, sparsity: float) -> Target:
@@ -61,12 +65,17 @@ class Target:
         return max(0.0, 1.0 - (1.0 - self.sparsity) * total / max(remaining, 1))
 
 
-def _count(share: float, n: int, remaining: int | None) -> int:
+def _count(share: float, n: int, remaining: int | None, floor: bool = False) -> int:
     """How many of n weights are pruned after pruning fraction `share` of the `remaining` ones.
 
     With no earlier mask this is torch.nn.utils.prune's round(share * n) (round half to even),
-    so masks match torch's; otherwise the survivors are what gets rounded.
+    so masks match torch's; otherwise the survivors are what gets rounded. With `floor`, the
+    pruned share of the survivors is floor(share * remaining), as Synaptic-Flow's
+    int((1 - density) * numel) counts.
     """
+    if floor:
+        pool = n if remaining is None else remaining
+        return n - pool + math.floor(share * pool)
     if remaining is None:
         return round(share * n)
     return n - round((1.0 - share) * remaining)
@@ -136,7 +145,7 @@ def select(
                     f"pruning.layer_scale gives layer {name} rate {layer_share:.3f}, "
                     "outside [0, 1); lower its scale"
                 )
-            k = _count(layer_share, s.numel(), remaining([name]))
+            k = _count(layer_share, s.numel(), remaining([name]), target.floor)
             masks[name] = _lowest(s.flatten(), k).view_as(s).float()
         return masks
     if scope != "global":
@@ -146,7 +155,8 @@ def select(
             "pruning.layer_scale needs pruning.scope=layer; set pruning.scope=layer"
         )
     flat = torch.cat([s.flatten() for s in floored.values()])
-    keep = _lowest(flat, _count(share, flat.numel(), remaining(list(floored))))
+    pruned = _count(share, flat.numel(), remaining(list(floored)), target.floor)
+    keep = _lowest(flat, pruned)
     masks, start = {}, 0
     for name, s in floored.items():
         masks[name] = keep[start : start + s.numel()].view_as(s).float()

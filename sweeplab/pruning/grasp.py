@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from sweeplab.errors import check_positive
+from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.pruning.base import Pruner
 from sweeplab.pruning.gradient import (
     Batch,
@@ -28,6 +28,9 @@ from sweeplab.pruning.gradient import (
 
 # Added to the normalizer so an all-zero score does not divide by zero (the authors' eps).
 EPS = 1e-10
+# How BatchNorm normalizes while scoring: "train" (batch statistics, as the authors' code
+# scores a fresh model in train mode) or "eval" (running statistics, as Synaptic-Flow's port).
+BATCH_NORM_MODES = ("train", "eval")
 
 
 class GraSP(Pruner):
@@ -40,10 +43,15 @@ class GraSP(Pruner):
     Linear layers (xavier) before scoring is not reproduced: the criterion scores the model
     it is given.
 
+    BatchNorm scores in train mode by default (batch statistics), as the authors' code does;
+    the running statistics it updates meanwhile are restored afterwards, as are all modes.
+    Other modules (dropout) score in eval mode either way, so scores stay deterministic.
+
     Args:
         sparsity: fraction of prunable weights to prune.
         n_batches: training batches used for g and H g.
         temperature: divides the logits in the loss (the reference's T).
+        batch_norm: "train" (batch statistics, the authors') or "eval" (running statistics).
         **kwargs: Pruner's options (scope, name, exclude, ...).
     """
 
@@ -53,11 +61,18 @@ class GraSP(Pruner):
         *,
         n_batches: int = 1,
         temperature: float = 200.0,
+        batch_norm: str = "train",
         **kwargs,
     ) -> None:
         super().__init__(sparsity, **kwargs)
         self.n_batches = check_n_batches(n_batches)
         self.temperature = float(check_positive("pruning.temperature", temperature))
+        if batch_norm not in BATCH_NORM_MODES:
+            raise SweeplabError(
+                f"pruning.batch_norm={batch_norm!r} is not one of {list(BATCH_NORM_MODES)}; "
+                "use train (the authors') or eval"
+            )
+        self.batch_norm = batch_norm
 
     def scores(
         self,
@@ -68,6 +83,11 @@ class GraSP(Pruner):
     ) -> dict[str, Tensor]:
         data = take_batches(batches, self.n_batches, self.name)
         with scoring(model, params):
+            if self.batch_norm == "train":
+                # scoring() has set eval mode and restores modes and buffers on exit.
+                for module in model.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.train()
             g = mean_gradient(model, params, data, self.temperature)
             hg = [torch.zeros_like(w) for w in params.values()]
             for batch in data:

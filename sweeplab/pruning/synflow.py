@@ -87,8 +87,9 @@ class SynFlow(Pruner):
     prunes over `rounds` rounds with the exponential schedule: after round r the density
     (relative to the weights that survive earlier masks) is (1 - share)^(r / rounds), each
     round re-scoring the network with the masks so far, where share is the fraction of those
-    survivors the target prunes. The last round prunes exactly that share, so the counts
-    equal a one-shot prune's. With a threshold or quality
+    survivors the target prunes. Intermediate rounds prune floor(share_r * survivors) as the
+    reference does; the last round prunes exactly that share, rounded, so the counts equal
+    a one-shot prune's. With a threshold or quality
     mode, the masks come from one round of scores (the iteration needs a target count).
 
     Args:
@@ -152,10 +153,13 @@ class SynFlow(Pruner):
             # Entries pruned in earlier rounds stay pruned: -inf sorts them first.
             for name, mask in current.items():
                 scores[name] = scores[name].masked_fill(mask == 0, float("-inf"))
-            # Shares are relative to `existing`'s survivors, so the last round (exactly `rate`)
-            # prunes the same count a one-shot prune would, for either scope.
-            share = rate if r == rounds else 1.0 - (1.0 - rate) ** (r / rounds)
-            step = Target(1.0 - (1.0 - share) * kept, share)
+            # Shares are relative to `existing`'s survivors. Intermediate rounds count as
+            # Synaptic-Flow's prune_loop and _global_mask do: density d^(r/R) with d = 1 - rate,
+            # pruned = int((1 - density) * n). The last round prunes exactly `rate`, rounded as
+            # every criterion's one-shot prune is, so runs compare at equal sparsity.
+            last = r == rounds
+            share = rate if last else 1.0 - (1.0 - rate) ** (r / rounds)
+            step = Target(1.0 - (1.0 - share) * kept, share, floor=not last)
             masks = select(scores, step, self.scope, existing, self.layer_scale)
             current = masks
         return masks
