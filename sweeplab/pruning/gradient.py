@@ -46,10 +46,12 @@ def take_batches(batches: Iterable[Batch], n_batches: int, criterion: str) -> li
 def scoring(model: nn.Module, params: dict[str, Tensor]) -> Iterator[None]:
     """Score the model in eval mode and leave it exactly as found.
 
-    Eval mode, as Synaptic-Flow's prune_loop does for SNIP and GraSP: no dropout (so scores are
+    Eval mode, as Synaptic-Flow's prune_loop does for SNIP: no dropout (so scores are
     deterministic without touching the global RNG) and BatchNorm uses, and does not update,
-    its running statistics. Modes, buffers and requires_grad flags are restored afterwards;
-    .grad is never written because the criteria use torch.autograd.grad, not backward().
+    its running statistics (GraSP switches batch norm to train mode inside this context by
+    default, as its authors' code scores; see grasp.py). Modes, buffers and requires_grad
+    flags are restored afterwards; .grad is never written because the criteria use
+    torch.autograd.grad, not backward().
 
     Args:
         model: the model being scored.

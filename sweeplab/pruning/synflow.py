@@ -79,6 +79,9 @@ def _input_shape(batches: Iterable[Batch]) -> tuple[int, ...]:
     )
 
 
+ROUNDINGS = ("floor", "round")
+
+
 class SynFlow(Pruner):
     """Score = |θ ⊙ dR/dθ| of the linearized network; masks by `rounds` of re-scoring.
 
@@ -88,19 +91,28 @@ class SynFlow(Pruner):
     (relative to the weights that survive earlier masks) is (1 - share)^(r / rounds), each
     round re-scoring the network with the masks so far, where share is the fraction of those
     survivors the target prunes. Intermediate rounds prune floor(share_r * survivors) as the
-    reference does; the last round prunes exactly that share, rounded, so the counts equal
-    a one-shot prune's. With a threshold or quality
+    reference does (rounding="round" rounds them); the last round prunes exactly that share,
+    rounded, so the counts equal a one-shot prune's. With a threshold or quality
     mode, the masks come from one round of scores (the iteration needs a target count).
 
     Args:
         sparsity: fraction of prunable weights to prune.
         rounds: pruning iterations (the paper uses 100).
+        rounding: how intermediate rounds count: "floor" (the reference's int()) or "round".
         **kwargs: Pruner's options (scope, name, exclude, ...).
     """
 
-    def __init__(self, sparsity: float | None = None, *, rounds: int = 100, **kwargs) -> None:
+    def __init__(
+        self, sparsity: float | None = None, *, rounds: int = 100, rounding: str = "floor", **kwargs
+    ) -> None:
         super().__init__(sparsity, **kwargs)
         self.rounds = int(check_positive("pruning.rounds", rounds, integer=True))
+        if rounding not in ROUNDINGS:
+            raise SweeplabError(
+                f"pruning.rounding={rounding!r} is not one of {list(ROUNDINGS)}; "
+                "use floor (the reference's)"
+            )
+        self.rounding = rounding
 
     def scores(
         self,
@@ -159,7 +171,8 @@ class SynFlow(Pruner):
             # every criterion's one-shot prune is, so runs compare at equal sparsity.
             last = r == rounds
             share = rate if last else 1.0 - (1.0 - rate) ** (r / rounds)
-            step = Target(1.0 - (1.0 - share) * kept, share, floor=not last)
+            floor = not last and self.rounding == "floor"
+            step = Target(1.0 - (1.0 - share) * kept, share, floor=floor)
             masks = select(scores, step, self.scope, existing, self.layer_scale)
             current = masks
         return masks
