@@ -184,3 +184,19 @@ def test_every_label_column_works_as_by(mixed: Path, tmp_path: Path, by: str, ca
     data = json.loads(page.split('id="sweeplab-data">', 1)[1].split("</script>", 1)[0])
     assert [g["title"] for g in data["groups"]] == [f"digits / lenet5 / {by}={v}" for v in values]
     assert not any(s["name"].startswith("dense") for s in data["series"])
+
+
+def test_best_within_delta_selects_on_validation_and_reports_test(tmp_path: Path) -> None:
+    """The most compressed point within Δ is chosen on validation accuracy: at 0.9 the test
+    drop is small (0.4 points) but the validation drop is 3 points, so 0.5 is the best."""
+    for s, val_drop in ((0.5, 0.002), (0.9, 0.03)):
+        row = mixed_row("global_magnitude", s, 0)
+        row.metrics["acc_dense_val"] = 0.96
+        row.metrics["acc_finetuned_val"] = 0.96 - val_drop
+        row.metrics["acc_finetuned_test"] = row.metrics["acc_dense_test"] - 0.004
+        store.write_row(tmp_path, row)
+    summary = summarize(load_rows(tmp_path), delta=1.0)
+    best = summary.points[summary.points["best"]]
+    assert list(best["sparsity_requested"]) == [0.5]
+    table = render(summary, "md", "best")
+    assert "selected on validation accuracy" in table and "Δ val acc" in table

@@ -32,10 +32,12 @@ DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own d
 POINT_COLUMNS = ["series", "strategy", "scope", "schedule", "recovery", "sparsity_requested",
                  "round", "sparsity", "compression", "nonzero", "flops", "speedup", "latency",
                  "speedup_measured", "size", "acc_pruned", "acc_pruned_std", "acc", "acc_std",
-                 "n", "acc_dense", "drop", "drop_std", "best", "run_ids"]  # fmt: skip
+                 "n", "acc_dense", "drop", "drop_std", "drop_val", "best",
+                 "run_ids"]  # fmt: skip
 # Metrics the aggregates read: a row may lack any of them (not measured), or hold only nulls.
 _NUMERIC = ("round", "sparsity_requested", "sparsity_achieved", "params_total", "params_nonzero",
             "compression", "acc_dense_test", "acc_pruned_test", "acc_finetuned_test",
+            "acc_dense_val", "acc_finetuned_val",
             "speedup_measured", *(c for pair in COSTS.values() for c in pair))  # fmt: skip
 
 
@@ -98,6 +100,9 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         # Columns that are null in every row load as objects; aggregates need numbers.
         ok[column] = pd.to_numeric(ok[column], errors="coerce") if column in ok else np.nan
     ok["_drop"] = ok["acc_dense_test"] - ok["acc_finetuned_test"]
+    # "Best within Δ" selects on validation accuracy and reports test accuracy: selecting on
+    # test would report a maximum over noisy test numbers (rows without val fall back to test).
+    ok["_drop_val"] = (ok["acc_dense_val"] - ok["acc_finetuned_val"]).fillna(ok["_drop"])
     ok["_speedup"] = ok["flops_dense"] / ok["flops"]
     # Rows carry no dense parameter count: params_total counts the pruned model, which a
     # structured pruner makes smaller. compression = dense total / max(nonzero, 1) (measure.py),
@@ -119,7 +124,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         acc_pruned=("acc_pruned_test", "mean"), acc_pruned_std=("acc_pruned_test", "std"),
         acc=("acc_finetuned_test", "mean"), acc_std=("acc_finetuned_test", "std"),
         n=("acc_finetuned_test", "count"), acc_dense=("acc_dense_test", "mean"),
-        drop=("_drop", "mean"), drop_std=("_drop", "std"),
+        drop=("_drop", "mean"), drop_std=("_drop", "std"), drop_val=("_drop_val", "mean"),
+        acc_val=("acc_finetuned_val", "mean"),
     )  # fmt: skip
     # A --by label column (schedule, strategy, ...) is a group key already, not an aggregate.
     agg = {name: spec for name, spec in agg.items() if name not in groups}
@@ -148,7 +154,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     constants = dict(
         strategy=DENSE, scope="-", sparsity_requested=0.0, sparsity=0.0, compression=1.0,
         speedup=1.0, acc_pruned=dense["acc"], acc_pruned_std=dense["acc_std"],
-        acc_dense=dense["acc"], drop=0.0, drop_std=0.0,
+        acc_dense=dense["acc"], drop=0.0, drop_std=0.0, drop_val=0.0,
     )  # fmt: skip
     # Under --by strategy (or scope) a dense point keeps its group's value: it is the
     # baseline of that group's table.
@@ -201,7 +207,7 @@ def best_within(summary: Summary) -> pd.DataFrame:
     missing = pruned[~pruned.set_index([*summary.groups, "series"]).index.isin(
         best.set_index([*summary.groups, "series"]).index
     )]  # fmt: skip
-    closest = missing.sort_values("drop").drop_duplicates([*summary.groups, "series"])
+    closest = missing.sort_values("drop_val").drop_duplicates([*summary.groups, "series"])
     out = pd.concat([best, closest])
     out["_s"] = out["series"].map(natural_rank(out["series"]))
     return out.sort_values([*summary.groups, "_s"]).drop(columns="_s").reset_index(drop=True)

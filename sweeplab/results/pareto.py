@@ -54,9 +54,9 @@ def mark_fronts(points: pd.DataFrame, groups: list[str], costs: list[str]) -> No
 
 def mark_best(points: pd.DataFrame, groups: list[str], delta: float) -> None:
     """Flag (column best) each series' most compressed point within delta accuracy points of
-    its own dense model."""
+    its own dense model, on the validation split (drop_val); tables report its test accuracy."""
     points["best"] = False
-    pruned = points[~is_dense(points["series"]) & (points["drop"] <= delta / 100 + 1e-12)]
+    pruned = points[~is_dense(points["series"]) & (points["drop_val"] <= delta / 100 + 1e-12)]
     if len(pruned):
-        ranked = pruned.sort_values(["compression", "acc"], ascending=False)
+        ranked = pruned.sort_values(["compression", "acc_val"], ascending=False)
         points.loc[ranked.drop_duplicates(groups + ["series"]).index, "best"] = True
