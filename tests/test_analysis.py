@@ -157,19 +157,19 @@ def test_pivot_has_dense_column_per_strategy_and_before_finetune() -> None:
     assert dense["acc"].tolist() == pytest.approx([0.96, 0.96])
     text = render(summary, "md", "pivot")
     line = next(x for x in text.splitlines() if x.startswith("| magnitude "))
-    # after ± std / before, for sparsity 0.9
-    assert "90.50 ± 0.71 / 80.00" in line and "96.00 ± 1.41" in line
+    # after ± 95% CI half-width (t, n = 2: 12.71 * std / sqrt 2) / before, for sparsity 0.9
+    assert "90.50 ± 6.35 / 80.00" in line and "96.00 ± 12.71" in line
     by_c = pivot_cells(summary, "compression")
     assert set(by_c["column"]) == {"dense", "2x", "10x"}
 
 
-def test_markdown_marks_front_aligns_columns_and_shows_std() -> None:
+def test_markdown_marks_front_aligns_columns_and_shows_the_ci() -> None:
     text = render(summarize(rows()), "md", "points")
     assert "### digits / mlp" in text
     table = [x for x in text.splitlines() if x.startswith("|")]
     assert len({len(x) for x in table}) == 1  # aligned
     line = next(x for x in table if x.startswith("| magnitude ") and " 0.9 " in x)
-    assert "90.50 ± 0.71" in line and line.rstrip().endswith("* |")
+    assert "90.50 ± 6.35" in line and line.rstrip().endswith("* |")
     assert next(x for x in table if x.startswith("| random ")).rstrip().endswith("  |")
 
 

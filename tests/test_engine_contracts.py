@@ -27,7 +27,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def test_schedules_and_recoveries_see_only_the_run_context() -> None:
-    for name in ("schedules.py", "recovery.py"):
+    for name in ("schedules.py", "recovery.py", "weight_sharing.py"):
         assert "sweeplab.engine.pipeline" not in imports_of(PACKAGE / "engine" / name), name
 
 
@@ -64,13 +64,14 @@ def test_an_absolute_target_over_existing_masks_hits_its_count(scope: str, spars
 def test_declarations_refuse_combinations_before_training() -> None:
     from sweeplab.engine import recovery, schedules
     from sweeplab.engine.compatibility import check_combination
+    from sweeplab.engine.weight_sharing import WeightSharing
     from sweeplab.pruning.magnitude import Magnitude
     from sweeplab.pruning.structured import L1Filter
 
     structured = L1Filter(0.5, granularity="neuron", name="neuron_l1")
     assert structured.produces == "model" and Magnitude(0.5).produces == "masks"
     with pytest.raises(SweeplabError, match="acts on the weights a mask keeps"):
-        check_combination(structured, schedules.OneShot(), recovery.WeightSharing())
+        check_combination(structured, schedules.OneShot(), WeightSharing())
     with pytest.raises(SweeplabError, match="runs with schedule=oneshot only"):
         check_combination(structured, schedules.AtInit(), recovery.Finetune())
     with pytest.raises(SweeplabError, match="schedule=iterative needs pruning.sparsity"):

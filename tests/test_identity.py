@@ -52,7 +52,9 @@ def test_moved_classes_keep_their_ids_and_old_rows_name_todays_classes() -> None
     """A class's pinned import path is what its id hashes; old rows' targets map back to today's."""
     from sweeplab.results.identity import current_targets, identity_target
 
-    for new in ("sweeplab.engine.schedules.OneShot", "sweeplab.engine.recovery.Finetune"):
+    moved = ("sweeplab.engine.schedules.OneShot", "sweeplab.engine.recovery.Finetune",
+             "sweeplab.engine.weight_sharing.WeightSharing")  # fmt: skip
+    for new in moved:
         old = identity_target(new)
         assert old != new and current_targets({"_target_": old}) == {"_target_": new}
     moved = resolved(["pruning=block_removal", "model=resnet20"])

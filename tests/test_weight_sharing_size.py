@@ -11,8 +11,8 @@ from conftest import compose
 from sweeplab.data.digits import load_digits
 from sweeplab.engine.costs import size_dense_bytes
 from sweeplab.engine.pipeline import Run
-from sweeplab.engine.recovery import shared_model_bytes
 from sweeplab.engine.task import build_spec
+from sweeplab.engine.weight_sharing import shared_model_bytes
 from sweeplab.models.resnet_cifar import ResNetCifar
 from sweeplab.pruning.budget import Target, select
 from sweeplab.pruning.masks import apply_masks, prunable_parameters

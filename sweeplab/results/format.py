@@ -23,9 +23,13 @@ def pct(value: Any) -> str:
     return MISSING if missing(value) else f"{100 * value:.2f}"
 
 
-def pct_std(mean: Any, std: Any, n: int) -> str:
-    """Mean ± std over n seeds in percent; the mean alone for one seed."""
-    return pct(mean) if n <= 1 or missing(mean) else f"{pct(mean)} ± {100 * std:.2f}"
+def pct_ci(mean: Any, std: Any, n: int) -> str:
+    """Mean ± the half-width of its 95% t interval over n seeds, in percent; the mean alone
+    for one seed."""
+    from sweeplab.results.stats import half_width
+
+    half = None if missing(mean) or missing(std) else half_width(float(std), int(n))
+    return pct(mean) if half is None else f"{pct(mean)} ± {100 * half:.2f}"
 
 
 def num(value: Any, spec: str) -> str:

@@ -20,13 +20,14 @@ IGNORED_KEYS = frozenset({"root", "download"})
 TARGET_NAMES = {
     "sweeplab.engine.schedules.": "sweeplab.pruning.schedules.",
     "sweeplab.engine.recovery.": "sweeplab.recovery.",
+    "sweeplab.engine.weight_sharing.WeightSharing": "sweeplab.recovery.WeightSharing",
     "sweeplab.pruning.structured.BlockRemoval": "sweeplab.pruning.blocks.BlockRemoval",
 }
 
 
 def identity_target(target: str) -> str:
     """The name a `_target_` import path is hashed under (see TARGET_NAMES)."""
-    for new, old in TARGET_NAMES.items():
+    for new, old in sorted(TARGET_NAMES.items(), key=lambda no: -len(no[0])):  # longest first
         if target.startswith(new):
             return old + target[len(new) :]
     return target
@@ -39,7 +40,7 @@ def current_targets(config: Any) -> Any:
         out = {}
         for k, v in config.items():
             if k == "_target_" and isinstance(v, str):
-                for new, old in TARGET_NAMES.items():
+                for new, old in sorted(TARGET_NAMES.items(), key=lambda no: -len(no[1])):
                     if v.startswith(old):
                         v = new + v[len(old) :]
                         break

@@ -53,6 +53,15 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> Interval:
     return Interval(mean, mean - half, mean + half, n)
 
 
+def half_width(std: float, n: int, level: float = LEVEL) -> float | None:
+    """Half-width of the t interval of a mean of n values with sample std `std` (None: n < 2)."""
+    from scipy.special import stdtrit
+
+    if n < 2 or std is None or math.isnan(std):
+        return None
+    return float(stdtrit(n - 1, 0.5 + level / 2)) * std / math.sqrt(n)
+
+
 @dataclass(frozen=True)
 class Paired:
     """A paired comparison: mean difference (a - b), its interval and the two-sided t-test p."""

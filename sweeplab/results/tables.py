@@ -15,10 +15,11 @@ import pandas as pd
 from sweeplab.errors import SweeplabError
 from sweeplab.results.analysis import Summary, best_within, pivot_cells
 from sweeplab.results.compare_view import compare_table
-from sweeplab.results.format import missing, num, pct, pct_std, si, size
+from sweeplab.results.format import missing, num, pct, pct_ci, si, size
 from sweeplab.results.layout import Block, Table
 from sweeplab.results.pareto import FRONT
 from sweeplab.results.series import value_label
+from sweeplab.results.stats import half_width
 
 VIEWS = ("all", "pivot", "points", "best", "compare")
 
@@ -31,7 +32,7 @@ def _pivot_table(summary: Summary, sub: pd.DataFrame, cells: pd.DataFrame, by: s
     strategy_of = dict(zip(sub["series"], sub["strategy"], strict=True))
     found: dict[str, dict[str, str]] = {}
     for c in cells.to_dict("records"):
-        text = pct_std(c["acc"], c["acc_std"], c["n"])
+        text = pct_ci(c["acc"], c["acc_std"], c["n"])
         if c["column"] != "dense":
             text += f" / {pct(c['acc_pruned'])}"
         text += f" (n={c['n']})" if len(n_values) > 1 else ""
@@ -41,7 +42,7 @@ def _pivot_table(summary: Summary, sub: pd.DataFrame, cells: pd.DataFrame, by: s
     axis = "requested sparsity" if by == "sparsity" else "compression"
     seeds = f"n = {n_values.pop()} per cell" if len(n_values) == 1 else "n per cell"
     return Table(
-        caption=f"Test accuracy % by {axis}: after finetune (mean ± std over seeds) / before "
+        caption=f"Test accuracy % by {axis}: after finetune (mean ± 95% CI over seeds) / before "
         "finetune; dense = each strategy's own dense models (compression 1)",
         headers=["strategy", *labels],
         rows=rows,
@@ -80,7 +81,7 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         )
     if "size" in has:
         columns.append(("size", fmt("size", size)))
-    acc = [pct_std(*v) for v in zip(sub["acc"].tolist(), sub["acc_std"].tolist(), sub["n"].tolist(),
+    acc = [pct_ci(*v) for v in zip(sub["acc"].tolist(), sub["acc_std"].tolist(), sub["n"].tolist(),
                                 strict=True)]  # fmt: skip
     columns += [
         ("acc pruned %", fmt("acc_pruned", pct)),
@@ -93,7 +94,7 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         columns.append((header, fmt(FRONT[c], lambda v: "*" if v else "")))
     costs = ", ".join(_COST_LABELS[c] for c in fronts)
     return Table(
-        caption="Pareto table: test accuracy after finetune against cost, mean over seeds",
+        caption="Pareto table: test accuracy after finetune against cost, mean ± 95% CI over seeds (t)",
         headers=[h for h, _ in columns],
         rows=[list(r) for r in zip(*(cells for _, cells in columns), strict=True)],
         align="l" + "r" * (len(columns) - 1),
@@ -101,6 +102,13 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         f"vs {costs}; blank = dominated. nonzero params count all parameters, biases included",
         strategies=[str(s) for s in sub["strategy"]],
     )
+
+
+def _signed_ci(drop: float, std: float, n: int) -> str:
+    """-drop in points with its 95% CI half-width: the accuracy change against dense."""
+    half = None if missing(std) else half_width(float(std), int(n))
+    text = num(-100 * drop, "+.2f")
+    return text if half is None else f"{text} ± {100 * half:.2f}"
 
 
 def _best_table(summary: Summary, best: pd.DataFrame) -> Table:
@@ -111,14 +119,13 @@ def _best_table(summary: Summary, best: pd.DataFrame) -> Table:
         rows.append([
             str(r["series"]), sparsity if found else f"({sparsity})",
             num(r["compression"], ".1f") + "x" if found else "none",
-            pct_std(r["acc"], r["acc_std"], r["n"]), pct(r["acc_dense"]),
-            num(-100 * r["drop"], "+.2f") if r["n"] <= 1 else
-            f"{-100 * r['drop']:+.2f} ± {100 * r['drop_std']:.2f}",
+            pct_ci(r["acc"], r["acc_std"], r["n"]), pct(r["acc_dense"]),
+            _signed_ci(r["drop"], r["drop_std"], r["n"]),
             num(-100 * r["drop_val"], "+.2f"), str(r["n"]),
         ])  # fmt: skip
     return Table(
         caption=f"Best compression within {summary.delta:g} accuracy point(s) of each run's "
-        "own dense model, selected on validation accuracy, test accuracy shown (mean over seeds)",
+        "own dense model, selected on validation accuracy, test accuracy shown (mean ± 95% CI over seeds)",
         headers=[
             "strategy",
             "sparsity",
