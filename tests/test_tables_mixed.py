@@ -200,3 +200,28 @@ def test_best_within_delta_selects_on_validation_and_reports_test(tmp_path: Path
     assert list(best["sparsity_requested"]) == [0.5]
     table = render(summary, "md", "best")
     assert "selected on validation accuracy" in table and "Δ val acc" in table
+
+
+def test_columns_follow_the_recovery_and_show_the_lottery_tickets_control(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A weight-rewind folder says "after weight_rewind" and shows acc_reinit_test next to the
+    ticket; a folder mixing recoveries says "after recovery"; finetune-only output is as before."""
+    for seed in (0, 1):
+        row = mixed_row("global_magnitude", 0.9, seed)
+        row.recovery = "weight_rewind"
+        row.config["recovery"] = {"_target_": "sweeplab.engine.recovery.WeightRewind",
+                                  "name": "weight_rewind", "step": 0, "control": True}  # fmt: skip
+        row.run_id = identity.run_id(row.config)
+        row.metrics["acc_reinit_test"] = 0.5 + 0.01 * seed
+        store.write_row(tmp_path / "lth", row)
+    assert main(["table", str(tmp_path / "lth"), "--view", "points"]) == 0
+    out = capsys.readouterr().out
+    assert "after weight_rewind" in out and "acc after weight_rewind %" in out
+    header = next(line for line in out.splitlines() if line.startswith("| strategy"))
+    line = next(x for x in out.splitlines() if x.startswith("| global_magnitude"))
+    cells = dict(zip(header.split("|"), line.split("|"), strict=True))
+    assert cells[" acc re-init control % "].strip() == "50.50"
+    store.write_row(tmp_path / "lth", mixed_row("global_magnitude", 0.9, 0))
+    assert main(["table", str(tmp_path / "lth"), "--view", "pivot"]) == 0
+    assert "after recovery" in capsys.readouterr().out

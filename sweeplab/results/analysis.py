@@ -32,12 +32,12 @@ DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own d
 POINT_COLUMNS = ["series", "strategy", "scope", "schedule", "recovery", "sparsity_requested",
                  "round", "sparsity", "compression", "nonzero", "flops", "speedup", "latency",
                  "speedup_measured", "size", "acc_pruned", "acc_pruned_std", "acc", "acc_std",
-                 "n", "acc_dense", "drop", "drop_std", "drop_val", "best",
+                 "acc_reinit", "n", "acc_dense", "drop", "drop_std", "drop_val", "best",
                  "run_ids"]  # fmt: skip
 # Metrics the aggregates read: a row may lack any of them (not measured), or hold only nulls.
 _NUMERIC = ("round", "sparsity_requested", "sparsity_achieved", "params_total", "params_nonzero",
             "compression", "acc_dense_test", "acc_pruned_test", "acc_finetuned_test",
-            "acc_dense_val", "acc_finetuned_val",
+            "acc_dense_val", "acc_finetuned_val", "acc_reinit_test",
             "speedup_measured", *(c for pair in COSTS.values() for c in pair))  # fmt: skip
 
 
@@ -125,7 +125,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         acc=("acc_finetuned_test", "mean"), acc_std=("acc_finetuned_test", "std"),
         n=("acc_finetuned_test", "count"), acc_dense=("acc_dense_test", "mean"),
         drop=("_drop", "mean"), drop_std=("_drop", "std"), drop_val=("_drop_val", "mean"),
-        acc_val=("acc_finetuned_val", "mean"),
+        acc_val=("acc_finetuned_val", "mean"), acc_reinit=("acc_reinit_test", "mean"),
     )  # fmt: skip
     # A --by label column (schedule, strategy, ...) is a group key already, not an aggregate.
     agg = {name: spec for name, spec in agg.items() if name not in groups}
@@ -185,7 +185,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         .drop(columns=["_o", "_s"])
         .reset_index(drop=True)
     )
-    unused = {c for c in ("round", "speedup_measured") if points[c].isna().all()}
+    unused = {c for c in ("round", "speedup_measured", "acc_reinit") if points[c].isna().all()}
     unused |= {c for c in ("flops", "latency", "size") if c not in costs}
     unused |= {"speedup"} if "flops" not in costs else set()
     columns = [*groups, *(c for c in POINT_COLUMNS if c not in unused and c not in groups)]

@@ -18,12 +18,19 @@ from sweeplab.results.compare_view import compare_table
 from sweeplab.results.format import missing, num, pct, pct_ci, si, size
 from sweeplab.results.layout import Block, Table
 from sweeplab.results.pareto import FRONT
-from sweeplab.results.series import value_label
+from sweeplab.results.series import is_dense, value_label
 from sweeplab.results.stats import half_width
 
 VIEWS = ("all", "pivot", "points", "best", "compare")
 
 _COST_LABELS = {"params": "params", "flops": "FLOPs", "latency": "latency", "size": "size"}
+
+
+def recovered(sub: pd.DataFrame) -> str:
+    """How the pruned points of a table recovered, for captions and headers: "finetune" when
+    they all did so, the method's name when they share another, else "recovery"."""
+    methods = set(sub.loc[~is_dense(sub["series"]), "recovery"].dropna())
+    return methods.pop() if len(methods) == 1 else "finetune" if not methods else "recovery"
 
 
 def _pivot_table(summary: Summary, sub: pd.DataFrame, cells: pd.DataFrame, by: str) -> Table:
@@ -42,8 +49,8 @@ def _pivot_table(summary: Summary, sub: pd.DataFrame, cells: pd.DataFrame, by: s
     axis = "requested sparsity" if by == "sparsity" else "compression"
     seeds = f"n = {n_values.pop()} per cell" if len(n_values) == 1 else "n per cell"
     return Table(
-        caption=f"Test accuracy % by {axis}: after finetune (mean ± 95% CI over seeds) / before "
-        "finetune; dense = each strategy's own dense models (compression 1)",
+        caption=f"Test accuracy % by {axis}: after {recovered(sub)} (mean ± 95% CI over seeds) / "
+        f"before {recovered(sub)}; dense = each strategy's own dense models (compression 1)",
         headers=["strategy", *labels],
         rows=rows,
         align="l" + "r" * len(labels),
@@ -83,18 +90,23 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         columns.append(("size", fmt("size", size)))
     acc = [pct_ci(*v) for v in zip(sub["acc"].tolist(), sub["acc_std"].tolist(), sub["n"].tolist(),
                                 strict=True)]  # fmt: skip
+    method = recovered(sub)
     columns += [
         ("acc pruned %", fmt("acc_pruned", pct)),
-        ("acc finetuned %", acc),
-        ("n", fmt("n", str)),
+        ("acc finetuned %" if method == "finetune" else f"acc after {method} %", acc),
     ]
+    if "acc_reinit" in has and sub["acc_reinit"].notna().any():
+        # LTH's control: the same mask trained from a random re-initialization.
+        columns.append(("acc re-init control %", fmt("acc_reinit", pct)))
+    columns.append(("n", fmt("n", str)))
     fronts = summary.costs
     for c in fronts:
         header = "pareto" if fronts == ["params"] else f"front {_COST_LABELS[c]}"
         columns.append((header, fmt(FRONT[c], lambda v: "*" if v else "")))
     costs = ", ".join(_COST_LABELS[c] for c in fronts)
     return Table(
-        caption="Pareto table: test accuracy after finetune against cost, mean ± 95% CI over seeds (t)",
+        caption=f"Pareto table: test accuracy after {method} against cost, mean ± 95% CI over "
+        "seeds (t)",
         headers=[h for h, _ in columns],
         rows=[list(r) for r in zip(*(cells for _, cells in columns), strict=True)],
         align="l" + "r" * (len(columns) - 1),
