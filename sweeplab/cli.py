@@ -38,6 +38,7 @@ def _report(args: argparse.Namespace) -> int:
         title=args.title,
         plots=not args.no_plots,
         wandb_project=args.wandb_project if args.wandb else None,
+        baseline=args.baseline,
     )
 
 
@@ -118,6 +119,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "--run", default=None, metavar="RUN_ID", help="run for the per-layer sparsity plot"
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG files")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="STRATEGY",
+        help="also show the paired comparison of every strategy against this one",
+    )
     p.add_argument(
         "--wandb",
         action="store_true",

@@ -105,3 +105,17 @@ def test_table_view_compare_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFi
     assert {"data", "model", "series", "n", "diff", "p_holm"} <= set(frame.columns)
     assert main(["table", str(tmp_path), "--view", "compare"]) == 2
     assert "--baseline" in capsys.readouterr().err
+
+
+def test_report_shows_the_comparison_with_a_baseline(tmp_path: Path) -> None:
+    from test_tables_mixed import mixed_row
+
+    for seed in range(2):
+        for recovery in ("finetune", "lr_rewind"):
+            store.write_row(tmp_path, mixed_row("global_magnitude", 0.5, seed, recovery=recovery))
+    html = tmp_path / "r.html"
+    base = "global_magnitude [recovery=finetune]"
+    args = ["report", str(tmp_path), "-o", str(html), "--no-plots"]
+    assert main([*args, "--baseline", base]) == 0
+    assert f"vs {base}" in html.read_text() and "Holm" in html.read_text()
+    assert main(args) == 0 and "Paired difference" not in html.read_text()

@@ -117,6 +117,7 @@ def report(
     title: str | None = None,
     plots: bool = True,
     wandb_project: str | None = None,
+    baseline: str | None = None,
 ) -> int:
     """Write the HTML dashboard (and plots) of the selected rows; returns 0.
 
@@ -127,6 +128,7 @@ def report(
         title: page title (default: the results dir).
         plots: also write PNG/SVG files.
         wandb_project: also log the report to this W&B project (None: don't).
+        baseline: also show the paired comparison against this strategy.
     """
     from sweeplab.results.report import write_report
 
@@ -141,6 +143,7 @@ def report(
         title=title,
         plots=plots,
         pivot=sel.pivot,
+        baseline=baseline,
     )
     print(f"report: {written.html} ({len(written.plots)} plot files in {written.plot_dir})")
     if wandb_project is not None:

@@ -170,10 +170,10 @@ def payload(summary: Summary, rows: pd.DataFrame, results_dir: str | Path, title
 
 
 def render_html(summary: Summary, data: dict[str, Any], plot_files: list[str],
-                pivot: str = "sparsity") -> str:  # fmt: skip
+                pivot: str = "sparsity", baseline: str | None = None) -> str:  # fmt: skip
     """The whole page: styles, tables, embedded data and script, nothing fetched."""
     sections = []
-    for i, block in enumerate(blocks(summary, "all", pivot)):
+    for i, block in enumerate(blocks(summary, "all", pivot, baseline)):
         tables = "".join(_table_html(t) for t in block.tables)
         sections.append(
             f'<section class="group" data-data="{_e(block.values["data"])}" data-group="{i}">'
@@ -209,6 +209,7 @@ def write_report(
     title: str | None = None,
     plots: bool = True,
     pivot: str = "sparsity",
+    baseline: str | None = None,
 ) -> Written:
     """Write the HTML dashboard and, next to it, the PNG/SVG plots.
 
@@ -221,6 +222,7 @@ def write_report(
         title: page title (default: the results dir).
         plots: write the PNG/SVG files.
         pivot: pivot table columns, sparsity or compression.
+        baseline: also show the paired comparison against this strategy (--view compare).
     Returns:
         Written: the paths.
     """
@@ -246,7 +248,7 @@ def write_report(
         files = write_plots(summary, ok, plot_dir, layer_row, [g["title"] for g in data["groups"]])
     rel = [str(p.relative_to(html_path.parent)) for p in files]
     tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(render_html(summary, data, rel, pivot), encoding="utf-8")
+    tmp.write_text(render_html(summary, data, rel, pivot, baseline), encoding="utf-8")
     tmp.replace(html_path)  # readers never see half a page; mode from the umask, as for plots
     return Written(html_path, plot_dir, files, chosen)
 

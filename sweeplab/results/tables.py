@@ -163,7 +163,8 @@ def blocks(
 
     Args:
         summary: from summarize.
-        view: all, pivot, points, best or compare (paired differences against baseline).
+        view: all, pivot, points, best or compare (paired differences against baseline; `all`
+            includes it when a baseline is given).
         pivot: pivot columns, "sparsity" or "compression".
         baseline: the series the compare view compares with.
     Returns:
@@ -195,7 +196,7 @@ def blocks(
             tables.append(_points_table(summary, sub))
         if best is not None and len(mine(best)):
             tables.append(_best_table(summary, mine(best)))
-        if view == "compare":
+        if view == "compare" or (view == "all" and baseline is not None):
             if baseline is None:
                 raise SweeplabError("--view compare needs --baseline STRATEGY, e.g. random")
             tables.append(compare_table(mine(summary.runs), baseline))
