@@ -1,6 +1,6 @@
 """How many CPU threads one run may use, given how many runs share the machine (its launcher).
 
-No torch import here: run.py asks before it sets torch's thread count.
+No torch import here: engine/task.py asks before it sets torch's thread count.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pandas as pd
 
 from sweeplab.errors import SweeplabError
 from sweeplab.results.format import MISSING, missing
-from sweeplab.results.series import value_label
+from sweeplab.results.series import is_dense, value_label
 from sweeplab.results.stats import ALPHA, LEVEL, compare
 from sweeplab.results.layout import Table
 
@@ -23,48 +23,75 @@ KEYS = ["sparsity_requested", "round"]  # what a point is, within one table grou
 
 
 def _points(value: float | None) -> str:
-    return MISSING if value is None or missing(value) else f"{100 * value:+.2f}"
+    return MISSING if missing(value) else f"{100 * value:+.2f}"
 
 
 def _p(value: float | None) -> str:
-    return MISSING if value is None or missing(value) else f"{value:.3g}"
+    return MISSING if missing(value) else f"{value:.3g}"
 
 
-def compare_table(runs: pd.DataFrame, baseline: str, metric: str = "acc_finetuned_test") -> Table:
-    """The compare table of one group's ok runs.
+def baseline_series(runs: pd.DataFrame, baseline: str) -> str | None:
+    """The series `baseline` names in these runs: a series label, or a strategy that has one
+    series here (`random` for `random [recovery=finetune]`); None when it names none."""
+    series = set(runs["series"])
+    if baseline in series:
+        return baseline
+    named = {s for s, strategy in zip(runs["series"], runs["strategy"], strict=True)
+             if strategy == baseline}  # fmt: skip
+    return named.pop() if len(named) == 1 else None
+
+
+def check_baseline(runs: pd.DataFrame, baseline: str | None, groups: list[str]) -> None:
+    """Raise SweeplabError unless baseline names a series in at least one group of runs."""
+    if baseline is None:
+        raise SweeplabError("--view compare needs --baseline STRATEGY, e.g. random")
+    for _, sub in runs.groupby(groups, dropna=False):
+        if baseline_series(sub, baseline) is not None:
+            return
+    labels = sorted({s for s in runs["series"] if not is_dense(pd.Series([s])).iloc[0]})
+    raise SweeplabError(
+        f"--baseline {baseline!r} names no single strategy of the selected runs; choose a "
+        f"strategy or one of: {', '.join(labels)}"
+    )
+
+
+def _group(runs: pd.DataFrame, baseline: str) -> tuple[str, list[str], pd.DataFrame] | None:
+    """(baseline series, point keys, compare frame) of one group; None without the baseline."""
+    base = baseline_series(runs, baseline)
+    if base is None:
+        return None
+    keys = [k for k in KEYS if k in runs and runs[k].notna().any()]
+    return base, keys, compare(runs, base, keys).sort_values(["series", *keys])
+
+
+def compare_table(runs: pd.DataFrame, baseline: str) -> Table | None:
+    """The compare table of one group's ok runs (None when the baseline has none here).
 
     Args:
-        runs: ok rows of one (data, model, --by) group, with a `series` column.
-        baseline: the series the others are compared with.
-        metric: the compared accuracy column (fractions).
-    Returns:
-        A Table; raises SweeplabError when the baseline has no runs in the group.
+        runs: ok rows of one (data, model, --by) group, with `series` and `strategy` columns.
+        baseline: a series label or a strategy (see baseline_series).
     """
-    series = sorted(set(runs["series"]))
-    if baseline not in series:
-        raise SweeplabError(
-            f"--baseline {baseline!r} has no finished runs here; choose one of: "
-            f"{', '.join(s for s in series if s != 'dense')}"
-        )
-    keys = [k for k in KEYS if k in runs and runs[k].notna().any()]
-    table = compare(runs, baseline, keys, metric=metric)
+    found = _group(runs, baseline)
+    if found is None:
+        return None
+    base, keys, table = found
     rows = [
         [
             str(r["series"]),
-            *(value_label(r[k]) for k in keys),
+            *("" if missing(r[k]) else value_label(r[k]) for k in keys),
             str(int(r["n"])),
             _points(r["diff"]),
-            f"[{_points(r['low'])}, {_points(r['high'])}]" if not missing(r["low"]) else MISSING,
+            MISSING if missing(r["low"]) else f"[{_points(r['low'])}, {_points(r['high'])}]",
             _p(r["p"]),
             _p(r["p_holm"]),
             "*" if r["significant"] else "",
         ]
-        for _, r in table.sort_values(["series", *keys]).iterrows()
+        for _, r in table.iterrows()
     ]
     level = f"{100 * LEVEL:.0f}%"
     return Table(
         caption=(
-            f"Paired difference in test accuracy after recovery vs {baseline}, in points: "
+            f"Paired difference in test accuracy after recovery vs {base}, in points: "
             f"mean over runs that share a dense model (same seed), {level} t interval, "
             f"paired t-test p, Holm-corrected across this table"
         ),
@@ -74,7 +101,7 @@ def compare_table(runs: pd.DataFrame, baseline: str, metric: str = "acc_finetune
         align="l" + "r" * (len(keys) + 5) + "c",
         note=f"* = significant at {ALPHA} after Holm's correction; n = pairs; — = not defined "
         "(one pair, or no spread)",
-        strategies=[str(s) for s in table.sort_values(["series", *keys])["series"]],
+        strategies=[str(s) for s in table["series"]],
     )
 
 
@@ -83,17 +110,13 @@ def compare_frame(summary: Summary, baseline: str | None) -> pd.DataFrame:
 
     Holm's correction runs within each group, as in the printed tables.
     """
-    if baseline is None:
-        raise SweeplabError("--view compare needs --baseline STRATEGY, e.g. random")
+    check_baseline(summary.runs, baseline, summary.groups)
     frames = []
     for key, runs in summary.runs.groupby(summary.groups, dropna=False, sort=True):
-        if baseline not in set(runs["series"]):
-            continue
-        keys = [k for k in KEYS if k in runs and runs[k].notna().any()]
-        frame = compare(runs, baseline, keys)
-        for i, (column, value) in enumerate(zip(summary.groups, key, strict=True)):
-            frame.insert(i, column, value)
-        frames.append(frame)
-    if not frames:
-        raise SweeplabError(f"--baseline {baseline!r} has no finished runs in the selection")
+        found = _group(runs, str(baseline))
+        if found is not None:
+            frame = found[2]
+            for i, (column, value) in enumerate(zip(summary.groups, key, strict=True)):
+                frame.insert(i, column, value)
+            frames.append(frame)
     return pd.concat(frames, ignore_index=True)

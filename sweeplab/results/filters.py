@@ -1,4 +1,5 @@
-"""Selecting rows: the one filter behind `--where`, a paper block's `where:` and the dashboard.
+"""Selecting rows: `--where` clauses (table, report), and `matches`, which a paper block's
+`where:` uses too, so both compare values the same way.
 
 A clause is `key=value` (a comma list matches any: strategy=a,b); a mapping {key: value} is the
 same clauses. Numeric columns compare as numbers, so seed=1 matches 1 and 1.0 alike.

@@ -144,6 +144,7 @@ def render(
         if view != "all":
             return json.dumps(_records(frames[view]()), indent=1, default=str) + "\n"
         out = {"delta": summary.delta, "costs": summary.costs, "groups": summary.groups}
-        out.update({k: _records(f()) for k, f in frames.items() if k != "compare"})
+        shown = [k for k in frames if k != "compare" or baseline is not None]
+        out.update({k: _records(frames[k]()) for k in shown})
         return json.dumps(out, indent=1, default=str) + "\n"
     raise SweeplabError(f"--format {fmt!r} is not one of md, latex, csv, json")

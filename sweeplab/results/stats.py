@@ -1,7 +1,7 @@
 """Statistics across seeds: t confidence intervals, paired comparisons, Holm's correction.
 
-Pure functions of numbers and DataFrames; scipy is imported inside them, so `sweeplab table`
-pays for it only when a view asks for statistics.
+Pure functions of numbers and DataFrames; scipy is imported inside them, so importing this
+module (and so `sweeplab --help`) does not load scipy.
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ class Interval:
     high: float | None
     n: int
 
-    @property
-    def half_width(self) -> float | None:
-        return None if self.high is None else self.high - self.mean
-
 
 def mean_ci(values: Sequence[float], level: float = LEVEL) -> Interval:
     """Mean of values with Student's t interval (small n: seeds are few).
@@ -39,8 +35,6 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> Interval:
     Returns:
         Interval; no bounds when fewer than 2 values.
     """
-    from scipy import stats
-
     xs = [float(v) for v in values]
     n = len(xs)
     if n == 0:
@@ -49,7 +43,7 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> Interval:
     if n < 2:
         return Interval(mean, None, None, n)
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(half_width(sd, n, level))  # type: ignore[arg-type]  # n >= 2
     return Interval(mean, mean - half, mean + half, n)
 
 

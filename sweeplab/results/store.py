@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from sweeplab.errors import SweeplabError
 from sweeplab.results.row import SCHEMA_VERSION, ResultRow, flatten
 
-# `sweeplab reproduce` sets it; run.py appends each job's run id to the file it names.
+# `sweeplab reproduce` sets it; engine/task.py appends each job's run id to the file it names.
 MANIFEST_ENV = "SWEEPLAB_MANIFEST"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sweeplab.errors import SweeplabError
 from sweeplab.results.analysis import Summary, best_within, pivot_cells
-from sweeplab.results.compare_view import compare_table
+from sweeplab.results.compare_view import check_baseline, compare_table
 from sweeplab.results.format import missing, num, pct, pct_ci, si, size
 from sweeplab.results.layout import Block, Table
 from sweeplab.results.pareto import FRONT
@@ -175,6 +175,9 @@ def blocks(
     pts, groups = summary.points, summary.groups
     cells = pivot_cells(summary, pivot) if view in ("all", "pivot") else None
     best = best_within(summary) if view in ("all", "best") else None
+    compare = view == "compare" or (view == "all" and baseline is not None)
+    if compare:
+        check_baseline(summary.runs, baseline, groups)
     out = []
     for key, sub in pts.groupby(groups, dropna=False, sort=True):
         values = dict(zip(groups, key, strict=True))
@@ -196,9 +199,9 @@ def blocks(
             tables.append(_points_table(summary, sub))
         if best is not None and len(mine(best)):
             tables.append(_best_table(summary, mine(best)))
-        if view == "compare" or (view == "all" and baseline is not None):
-            if baseline is None:
-                raise SweeplabError("--view compare needs --baseline STRATEGY, e.g. random")
-            tables.append(compare_table(mine(summary.runs), baseline))
-        out.append(Block(title, values, tables))
+        if compare:
+            table = compare_table(mine(summary.runs), str(baseline))
+            tables += [table] if table is not None else []
+        if tables:  # e.g. a compare view's group without the baseline
+            out.append(Block(title, values, tables))
     return out
