@@ -16,6 +16,16 @@ def bn_l1_penalty(model: nn.Module) -> Tensor:
     Returns:
         A scalar tensor with gradient; train.bn_l1 (lambda) times this joins the loss.
     """
+    return l1(bn_scales(model))
+
+
+def l1(tensors: list[Tensor]) -> Tensor:
+    """Sum of |x| over the tensors, as a scalar with gradient."""
+    return torch.stack([t.abs().sum() for t in tensors]).sum()
+
+
+def bn_scales(model: nn.Module) -> list[Tensor]:
+    """The scales (gamma) of every affine batch norm; refuses a model without any."""
     scales = [
         m.weight
         for m in model.modules()
@@ -26,4 +36,4 @@ def bn_l1_penalty(model: nn.Module) -> Tensor:
             f"the batch-norm L1 penalty needs batch norm layers but model {type(model).__name__} "
             "has none; set train.bn_l1=null or use a model with batch norm"
         )
-    return torch.stack([s.abs().sum() for s in scales]).sum()
+    return scales

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 
 from sweeplab.engine.context import Masks, RunContext
 from sweeplab.engine.recipe import TrainConfig
+from sweeplab.engine.snapshots import state_of
 from sweeplab.engine.train import Distillation
 from sweeplab.errors import SweeplabError, check_positive
 
@@ -134,7 +135,7 @@ class WeightRewind(Recovery):
         ctx.fit(train, "retrain", lr_window=(self.step, total), steps=left)
         if not self.control:
             return {}
-        ticket = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
+        ticket = state_of(ctx.model)
         ctx.reset_to(ctx.fresh_init(ctx.seed + Retrain.REINIT_SEED_OFFSET))
         ctx.fit(train, "control", lr_window=(self.step, total), steps=left)
         test, val = ctx.evaluate()

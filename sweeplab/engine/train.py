@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from sweeplab.data.augment import crop_flip
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.engine.penalties import bn_l1_penalty
+from sweeplab.engine.penalties import bn_scales, l1
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.pruning.masks import PRUNABLE_TYPES
 
@@ -30,6 +30,7 @@ CONFIG_SECTION = {
     "retrain": "train",
     "finetune": "finetune",
     "share": "finetune",
+    "control": "train",
 }
 EVAL_BATCH = 2048  # examples per validation batch; memory only, not results
 
@@ -97,6 +98,7 @@ class LitClassifier(pl.LightningModule):
         self._plain_backward = True
         self._step_callbacks: list[StepCallback] = []
         self._penalized: list[nn.Module] = []
+        self._bn_scales: list[Tensor] = []
         self._loss_sum = torch.zeros(())
         self._batches = 0
 
@@ -110,6 +112,8 @@ class LitClassifier(pl.LightningModule):
         self._step_callbacks = [c for c in self.trainer.callbacks if isinstance(c, StepCallback)]
         if self.cfg.weight_l1 or self.cfg.weight_l2:
             self._penalized = [m for m in self.model.modules() if isinstance(m, PRUNABLE_TYPES)]
+        # Found once per fit, not per step: the scales are the same parameters throughout.
+        self._bn_scales = bn_scales(self.model) if self.cfg.bn_l1 else []
 
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
         """The training objective for one minibatch."""
@@ -132,8 +136,8 @@ class LitClassifier(pl.LightningModule):
                 loss = loss + self.cfg.weight_l1 * sum(w.abs().sum() for w in weights)
             if self.cfg.weight_l2:
                 loss = loss + self.cfg.weight_l2 * sum(w.pow(2).sum() for w in weights)
-        if self.cfg.bn_l1:
-            loss = loss + self.cfg.bn_l1 * bn_l1_penalty(self.model)
+        if self._bn_scales:
+            loss = loss + self.cfg.bn_l1 * l1(self._bn_scales)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
