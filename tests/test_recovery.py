@@ -37,7 +37,7 @@ def job(tmp_path: Path):
     spec = build_spec(compose([*FAST, f"paths.results_dir={tmp_path}"]), "rid", "did")
     job = Run(spec, load_digits(), torch.device("cpu"))
     job.reset_to(job.init_state)
-    job.fit(spec.train, "dense", seed=spec.seed)
+    job.fit(spec.train, "dense", index=0)
     job.dense_state = state_of(job.model)
     return job, job.prune(Target.oneshot(0.8))
 
@@ -64,7 +64,7 @@ def test_weight_rewind_to_zero_restores_initial_values_of_survivors(job, monkeyp
 
 def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> None:
     """LTH's control: same mask, random re-init, same recipe; the ticket goes on afterwards."""
-    from sweeplab.engine.recovery import Retrain, WeightRewind
+    from sweeplab.engine.recovery import WeightRewind
 
     job, masks = job
     torch.manual_seed(0)
@@ -84,7 +84,7 @@ def test_weight_rewind_control_trains_the_same_mask_from_a_random_init(job) -> N
         mp.setattr(Run, "fit", spy)
         extra = WeightRewind(step=0, control=True).recover(job, masks)
     assert [phase for phase, _ in seen] == ["retrain", "control"]
-    reinit = job.fresh_init(job.spec.seed + Retrain.REINIT_SEED_OFFSET).state_dict()
+    reinit = job.fresh_init("control").state_dict()
     start = seen[1][1]
     for name, mask in masks.items():
         assert torch.equal(start[f"{name}_mask"], mask)  # the ticket's mask
@@ -109,7 +109,7 @@ def test_retrain_reinitializes_survivors_randomly(job, monkeypatch) -> None:
     monkeypatch.setattr(Run, "fit", lambda self, cfg, phase, **kw: None)
     Retrain().recover(job, masks)
     job.model(job.splits.train_x[:2])
-    fresh = job.fresh_init(job.spec.seed + Retrain.REINIT_SEED_OFFSET).state_dict()
+    fresh = job.fresh_init("control").state_dict()
     for name, mask in masks.items():
         assert torch.equal(effective(job, name), fresh[name] * mask)
         assert not torch.equal(fresh[name], job.init_state[name])

@@ -597,3 +597,27 @@ def test_thread_counts_flag_rows_of_mixed_thread_counts() -> None:
     assert mixed == (
         "1 (1 row), 2 (2 rows), not recorded (1 row): results can differ across thread counts"
     )
+
+
+def test_paired_ordering_claim_prints_its_statistic() -> None:
+    """Item 15: a pass rule states "global >= layer, paired, p < 0.05"; the cell shows p, n,
+    the mean difference and its CI (scipy's one-sided ttest_rel is the reference)."""
+    from scipy import stats
+
+    g = pd.Series([97.6, 97.9, 97.1], index=pd.Index([0, 1, 2], name="seed"))
+    lay = pd.Series([97.2, 97.5, 96.9, 90.0], index=pd.Index([0, 1, 2, 3], name="seed"))
+    p = evaluate("paired_p(g, l)", {"g": g, "l": lay})
+    expected = stats.ttest_rel([97.6, 97.9, 97.1], [97.2, 97.5, 96.9], alternative="greater")
+    assert p == pytest.approx(expected.pvalue)  # seed 3 has no pair: left out
+    assert fmt(p) == (
+        f"p = {expected.pvalue:.3g} (paired t, one-sided, n = 3; mean diff +0.33 "
+        "[+0.05, +0.62] 95% CI)"
+    )
+    assert evaluate("paired_p(g, l) < 0.05", {"g": g, "l": lay}) is True
+    assert evaluate("paired_p(l, g) < 0.05", {"g": g, "l": lay}) is False  # one-sided
+    same = evaluate("paired_p(g, g) < 0.05", {"g": g})
+    assert same is False and fmt(evaluate("paired_p(g, g)", {"g": g})).startswith("p undefined")
+    with pytest.raises(SweeplabError, match="paired_p.*by: seed"):
+        evaluate("paired_p(1, 2)", {})
+    with pytest.raises(SweeplabError, match="takes two values with by:, got 1"):
+        evaluate("paired_p(g)", {"g": g})

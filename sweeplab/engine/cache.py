@@ -21,8 +21,10 @@ from torch import Tensor, nn
 from sweeplab.errors import SweeplabError
 from sweeplab.results.store import atomic_write
 
-# 2: adds the sha256 of the tensors. Older checkpoints are retrained once.
-FORMAT = 2
+# 2: adds the sha256 of the tensors. 3: trained with one random stream per consumer
+# (engine/streams.py); earlier dense models shared init and batch-order seeds. Older
+# checkpoints are retrained once.
+FORMAT = 3
 
 
 def checkpoint_path(cache_dir: str | Path, dense_id: str) -> Path:

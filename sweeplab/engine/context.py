@@ -110,6 +110,8 @@ class RunContext(Protocol):
         """A separate copy of the trained dense model."""
         ...
 
-    def fresh_init(self, seed: int) -> nn.Module:
-        """The model as initialized from `seed` (the dense model started from the run seed)."""
+    def fresh_init(self, stream: str = "init") -> nn.Module:
+        """A newly initialized model: "init" gives the dense model's initialization, "control"
+        the re-initialization of controls (a draw independent of it and of every other stream).
+        """
         ...

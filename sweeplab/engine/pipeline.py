@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.engine import snapshots
+from sweeplab.engine import snapshots, streams
 from sweeplab.engine.cache import get_or_train
 from sweeplab.engine.checkpoints import RECOVERY_PHASES, TestCheckpoints
 from sweeplab.engine.context import Masks, Outcome
@@ -85,12 +85,13 @@ class Run:
         self.seed, self.train, self.finetune = spec.seed, spec.train, spec.finetune
         self.sparsity = spec.pruner.sparsity
         self.structured = spec.pruner.produces == "model"
-        self.generator = torch.Generator().manual_seed(spec.seed)
+        self.generator = streams.generator(spec.seed, "scores")  # stochastic criteria
         self.results: list[Measured] = []
         self.seconds: dict[str, float] = {}  # wall seconds per phase of the current result
         self.measured: dict[str, object] = {}  # what fits measured for the current result
-        self.init_state = state_of(self.fresh_init(spec.seed))
-        self.model = spec.build_model(splits.input_shape, splits.num_classes).to(device)
+        model = self.fresh_init()
+        self.init_state = state_of(model)  # a copy: step 0 of dense training
+        self.model = model.to(device)
         self.dense_info: dict[str, float] = {}
         self.dense_state: dict[str, Tensor] = {}
         self.dense_source = "trained"
@@ -100,8 +101,8 @@ class Run:
     def steps_per_epoch(self, batch_size: int) -> int:
         return steps_per_epoch(self.splits, batch_size)
 
-    def fresh_init(self, seed: int) -> nn.Module:
-        torch.manual_seed(seed)
+    def fresh_init(self, stream: str = "init") -> nn.Module:
+        streams.seed_global(self.seed, stream)
         return self.spec.build_model(self.splits.input_shape, self.splits.num_classes)
 
     def reset_to(self, state: Mapping[str, Tensor] | nn.Module) -> None:
@@ -120,10 +121,10 @@ class Run:
             return self.init_state
 
         def replay(capture: snapshots.Capture) -> None:
-            model = self.fresh_init(self.seed).to(self.device)
-            # Same init, seed and recipe as dense training: the replay is that training.
+            model = self.fresh_init().to(self.device)
+            # Same init, streams and recipe as dense training: the replay is that training.
             self.fit(
-                self.train, "rewind", model=model, seed=self.seed, callbacks=[capture],
+                self.train, "rewind", model=model, index=0, callbacks=[capture],
                 validate=False,
             )  # fmt: skip
 
@@ -137,12 +138,13 @@ class Run:
         phase: str,
         *,
         model: nn.Module | None = None,
-        seed: int | None = None,
+        index: int | None = None,
         **kw,
     ) -> None:
         """Train (the run's model by default) with the run's trainer settings.
 
-        The batch order is seeded by `seed`, by default a new one per result (round).
+        `index` picks the fit's batch order (and augmentation) streams: 0 is dense training's,
+        by default a new one per result (round); fits of one round share it (paired).
         """
         kw.setdefault("validate", True)
         track = None
@@ -154,7 +156,8 @@ class Run:
                 model if model is not None else self.model,
                 self.splits,
                 recipe,
-                seed=self.seed + len(self.results) + 1 if seed is None else seed,
+                seed=self.seed,
+                index=len(self.results) + 1 if index is None else index,
                 phase=phase,
                 accelerator=self.spec.accelerator,
                 devices=self.spec.devices,
@@ -191,7 +194,8 @@ class Run:
     def batches(self) -> TensorBatches:
         """Shuffled training batches for data-driven criteria."""
         batch = self.train.batch_size
-        return TensorBatches(self.splits.train_x, self.splits.train_y, batch, True, self.seed)
+        seed = streams.stream_seed(self.seed, "score_batches")
+        return TensorBatches(self.splits.train_x, self.splits.train_y, batch, True, seed)
 
     def dense_values(self) -> dict[str, object]:
         """Row fields of the dense model this run started from."""
@@ -256,15 +260,13 @@ def run(spec: RunSpec) -> Run:
     job = Run(spec, splits, device)
     data_seconds = time.perf_counter() - start
 
-    job.reset_to(job.init_state)
-    job.model.to(device)
     # A pruner that cannot act on this model says so now, not after dense training.
     with torch.no_grad():
         spec.pruner.check(job.model, splits.train_x[:2])
 
     def train_dense(model: nn.Module) -> dict[str, float]:
         t0 = time.perf_counter()
-        job.fit(spec.train, "dense", model=model, seed=spec.seed)
+        job.fit(spec.train, "dense", model=model, index=0)
         test, val = (
             accuracy(model, splits.test_x, splits.test_y),
             accuracy(model, splits.val_x, splits.val_y),
@@ -276,7 +278,7 @@ def run(spec: RunSpec) -> Run:
     job.dense_state = state_of(job.model)
     # Whatever training consumed, what follows starts from the same RNG state whether the
     # dense model was trained now or loaded from the cache.
-    torch.manual_seed(spec.seed + 1)
+    streams.seed_global(spec.seed, "layers", 1)
     job.seconds = {
         "data": round(data_seconds, 3),
         "dense": round(time.perf_counter() - start - data_seconds, 3),

@@ -95,7 +95,7 @@ class WeightRewind(Recovery):
     initialization), then train with the dense recipe from step k to its end.
 
     With control, each round also trains the paper's control: the same mask on a random
-    re-initialization (a fresh draw, seed + Retrain.REINIT_SEED_OFFSET), with the same recipe;
+    re-initialization (a draw from the run's own control stream), with the same recipe;
     its accuracy goes into the row as acc_reinit_test / acc_reinit_val, and the next round
     goes on from the rewound ticket, not from the control.
 
@@ -136,7 +136,7 @@ class WeightRewind(Recovery):
         if not self.control:
             return {}
         ticket = state_of(ctx.model)
-        ctx.reset_to(ctx.fresh_init(ctx.seed + Retrain.REINIT_SEED_OFFSET))
+        ctx.reset_to(ctx.fresh_init("control"))
         ctx.fit(train, "control", lr_window=(self.step, total), steps=left)
         test, val = ctx.evaluate()
         ctx.reset_to(ticket)
@@ -147,7 +147,6 @@ class Retrain(Recovery):
     """Random re-initialization that keeps the mask, then the dense recipe (LTH's control)."""
 
     name = "retrain"
-    REINIT_SEED_OFFSET = 7919  # a different init than the dense model's, fixed per run seed
     resets_dense_weights = True
     restarts_training = True
 
@@ -157,7 +156,7 @@ class Retrain(Recovery):
     def recover(
         self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
     ) -> Metrics:
-        ctx.reset_to(ctx.fresh_init(ctx.seed + self.REINIT_SEED_OFFSET))
+        ctx.reset_to(ctx.fresh_init("control"))
         ctx.fit(ctx.train, "retrain")
         return {}
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from sweeplab.data.augment import crop_flip
 from sweeplab.data.base import Splits, TensorBatches
+from sweeplab.engine import streams
 from sweeplab.engine.penalties import bn_scales, l1
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.pruning.masks import PRUNABLE_TYPES
@@ -224,6 +225,7 @@ def fit(
     cfg: TrainConfig,
     *,
     seed: int,
+    index: int = 0,
     phase: str,
     accelerator: str = "cpu",
     devices: int = 1,
@@ -241,7 +243,10 @@ def fit(
         model: any classifier producing logits.
         splits: tensors already on the run's device.
         cfg: optimizer, lr schedule, epochs and batch size.
-        seed: seeds the batch order.
+        seed: the run seed; batch order, augmentation and stochastic layers each draw from
+            their own stream of it (`streams`).
+        index: which fit of the run this is (0 = dense training, r = result r); a replay of a
+            fit passes the same index and sees the same batches.
         phase: metric prefix ("dense", "finetune").
         accelerator: Lightning accelerator ("cpu", "gpu").
         devices: Lightning devices.
@@ -257,10 +262,16 @@ def fit(
     if cfg.epochs == 0 or steps == 0:
         return
     train = TensorBatches(
-        splits.train_x, splits.train_y, cfg.batch_size, shuffle=True, seed=seed, group=inner_steps
+        splits.train_x,
+        splits.train_y,
+        cfg.batch_size,
+        shuffle=True,
+        seed=streams.stream_seed(seed, "batches", index),
+        group=inner_steps,
     )
     val = TensorBatches(splits.val_x, splits.val_y, EVAL_BATCH) if validate else None
-    augment = torch.Generator().manual_seed(seed + 1) if splits.augment else None
+    augment = streams.generator(seed, "augment", index) if splits.augment else None
+    streams.seed_global(seed, "layers", index)  # dropout and any other stochastic layer
     total = cfg.epochs * train.steps if steps is None else steps
     lit = LitClassifier(
         model, cfg, total, phase, lr_window, distill, augment=augment,

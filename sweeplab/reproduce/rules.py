@@ -2,6 +2,11 @@
 
 Numbers, value names, + - * /, comparisons, and/or/not and the functions in FUNCTIONS. A
 value may be a pandas Series (a value with `by:`); Series combine on their common labels.
+
+`paired_p(a, b)` states an ordering claim across seeds: the one-sided paired t-test p-value
+that a is above b, over the labels (seeds) both have; it is a number that prints as the
+statistic it is (p, n, the mean difference and its 95% CI), so the table shows what the rule
+used, e.g. `paired_p(g16, l16) < 0.05`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,39 @@ import pandas as pd
 
 from sweeplab.errors import SweeplabError
 
-FUNCTIONS = ("abs", "min", "max", "sum", "mean", "all", "any", "count")
+FUNCTIONS = ("abs", "min", "max", "sum", "mean", "all", "any", "count", "paired_p")
+
+
+class Statistic(float):
+    """A number that carries how it was computed; `fmt` prints the whole statement."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> Statistic:
+        out = super().__new__(cls, value)
+        out.text = text
+        return out
+
+
+def paired_p(a: Any, b: Any) -> Statistic:
+    """One-sided paired t-test that mean(a - b) > 0 over the labels both Series have.
+
+    NaN (so any `< alpha` rule fails) when fewer than 2 pairs or the differences have no spread.
+    """
+    from sweeplab.results.stats import paired
+
+    if not (isinstance(a, pd.Series) and isinstance(b, pd.Series)):
+        raise SweeplabError("paired_p(a, b) compares two values with by: (e.g. by: seed)")
+    x, y = a.align(b, join="inner")
+    keep = x.notna() & y.notna()
+    x, y = x[keep], y[keep]
+    test = paired(list(x), list(y), alternative="greater")
+    d = test.diff
+    ci = "" if d.low is None else f" [{d.low:+.2f}, {d.high:+.2f}]"
+    what = f"paired t, one-sided, n = {d.n}; mean diff {d.mean:+.2f}{ci} 95% CI"
+    if test.p is None:
+        return Statistic(float("nan"), f"p undefined ({what})")
+    return Statistic(test.p, f"p = {test.p:.3g} ({what})")
 
 
 # ---------------------------------------------------------------------------- expressions
@@ -27,7 +64,10 @@ def is_number(x: Any) -> bool:
 
 
 def fmt(x: Any) -> str:
-    """Floats with 2 decimals, integers as integers, Series as {label: value, ...}."""
+    """Floats with 2 decimals, integers as integers, Series as {label: value, ...}; a
+    Statistic as its statement."""
+    if isinstance(x, Statistic):
+        return x.text
     if isinstance(x, pd.Series):
         keys = [f"{k:g}" if isinstance(k, float) else fmt(k) for k in x.index]
         return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in zip(keys, x, strict=True)) + "}"
@@ -121,6 +161,10 @@ def _both(a: Any, b: Any, either: bool) -> Any:
 
 
 def _call(name: str, args: list[Any]) -> Any:
+    if name == "paired_p":
+        if len(args) != 2:
+            raise SweeplabError(f"paired_p() takes two values with by:, got {len(args)}")
+        return paired_p(*args)
     if name == "abs":
         if len(args) != 1:
             raise SweeplabError(f"abs() takes one argument, got {len(args)}")

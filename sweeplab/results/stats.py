@@ -64,13 +64,20 @@ class Paired:
     p: float | None  # None for n < 2, or when every difference is the same (no spread)
 
 
-def paired(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Paired:
+def paired(
+    a: Sequence[float],
+    b: Sequence[float],
+    level: float = LEVEL,
+    alternative: str = "two-sided",
+) -> Paired:
     """Paired t-test of a against b (a[i] and b[i] share a dense model: the same seed).
 
     Args:
         a: one value per pair.
         b: the baseline's value of the same pairs, in the same order.
-        level: confidence level of the interval.
+        level: confidence level of the (two-sided) interval.
+        alternative: "two-sided", or "greater" / "less" for the one-sided claim that the mean
+            of a - b is above / below 0 (an ordering claim stated before the data were seen).
     Returns:
         Paired; p is None when it is undefined (fewer than 2 pairs or zero spread).
     """
@@ -84,7 +91,7 @@ def paired(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Pair
     # have no spread: the t statistic would be noise over noise.
     if len(diffs) < 2 or max(diffs) - min(diffs) <= 1e-12:
         return Paired(interval, None)
-    return Paired(interval, float(stats.ttest_rel(a, b).pvalue))
+    return Paired(interval, float(stats.ttest_rel(a, b, alternative=alternative).pvalue))
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
