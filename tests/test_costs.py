@@ -106,7 +106,12 @@ def test_cost_fields_are_row_fields() -> None:
     core = {f.name for f in dataclasses.fields(ResultRow)}
     assert not set(fields) & core  # metrics, not core row fields
     assert fields["speedup_theoretical"] > 5 and fields["size_bytes"] < fields["size_dense_bytes"]
-    timed = {f"latency_b{b}{d}_ms" for b in (1, 64) for d in ("_dense", "")} | {"speedup_measured"}
+    timed = {
+        f"latency_b{b}{d}{q}_ms"
+        for b in (1, 64)
+        for d in ("_dense", "")
+        for q in ("", "_q25", "_q75")
+    } | {f"speedup_measured{q}" for q in ("", "_q25", "_q75")}
     untimed = {"flops_dense", "flops", "speedup_theoretical"}
     untimed |= {"size_dense_bytes", "size_sparse_bytes", "size_bytes"}
     assert set(fields) == untimed | timed

@@ -68,6 +68,9 @@ def mixed_row(
         flops_dense=2_000_000, flops=2_000_000 * nonzero / DENSE,
         size_dense_bytes=4 * DENSE, size_bytes=4 * nonzero,
         latency_b1_dense_ms=1.0, latency_b1_ms=0.2 + 0.8 * nonzero / DENSE,
+        latency_b1_dense_q25_ms=0.99, latency_b1_dense_q75_ms=1.01,
+        latency_b1_q25_ms=0.19 + 0.8 * nonzero / DENSE,
+        latency_b1_q75_ms=0.21 + 0.8 * nonzero / DENSE,
         latency_b64_dense_ms=8.0, latency_b64_ms=8.0 * nonzero / DENSE,
     )  # fmt: skip
     rid = identity.run_id(config)

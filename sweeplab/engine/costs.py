@@ -4,15 +4,13 @@ Units. MACs are multiply-accumulates of one example's forward pass, counted with
 torch.utils.flop_counter.FlopCounterMode, which reports FLOPs = 2 x MACs for convolutions and
 matrix products (and ignores batch norm, activations, pooling and additions); we halve it, the
 convention of the pruning literature (Li et al. 2017's "FLOPs" are these MACs). Sizes are
-payload bytes (tensor data, no container overhead). Latency is milliseconds per forward pass.
+payload bytes (tensor data, no container overhead). Latency is milliseconds per forward pass,
+with its spread (sweeplab.engine.latency).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,32 +18,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sweeplab.engine.latency import REPEATS, latency_fields
+from sweeplab.engine.latency import latency_ms as latency_ms  # re-exported: costs.latency_ms
+from sweeplab.engine.plain import example_input
 from sweeplab.errors import SweeplabError
-from sweeplab.pruning.masks import PRUNABLE_TYPES, remove_masks
+from sweeplab.pruning.masks import PRUNABLE_TYPES
 
 FP32_BYTES = 4
-
-
-def plain_copy(model: nn.Module) -> nn.Module:
-    """A deep copy with attached masks made permanent (zeros in place), the model untouched.
-
-    copy.deepcopy alone fails on a masked model: torch's prune hooks keep `weight` as a
-    non-leaf tensor, which deepcopy refuses; the memo hands it a detached clone instead.
-    """
-    memo: dict[int, object] = {}
-    for module in model.modules():
-        for value in vars(module).values():
-            if isinstance(value, Tensor) and not value.is_leaf:
-                memo[id(value)] = value.detach().clone()
-    out = copy.deepcopy(model, memo)
-    remove_masks(out)
-    return out
-
-
-def _example(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> Tensor:
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn((batch_size, *input_shape), generator=generator).to(device)
 
 
 def macs_by_layer(model: nn.Module, input_shape: Sequence[int]) -> dict[str, float]:
@@ -61,7 +40,7 @@ def macs_by_layer(model: nn.Module, input_shape: Sequence[int]) -> dict[str, flo
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(_example(model, input_shape))
+            model(example_input(model, input_shape))
     finally:
         model.train(was_training)
     root = type(model).__name__
@@ -169,68 +148,6 @@ def size_sparse_bytes(model: nn.Module) -> int:
     return sum(e.nbytes for e in sparse_encodings(model).values())
 
 
-def latency_ms(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    batch_size: int = 1,
-    repeats: int = 15,
-    warmup: int = 3,
-    min_sample_ms: float = 5.0,
-    threads: int | None = None,
-) -> float:
-    """Median CPU wall time of one forward pass of a batch, under torch.inference_mode.
-
-    The model is copied to the CPU in eval mode with masks made permanent (the zeros stay;
-    dense kernels do not skip them, which is the point). Each sample times enough passes to
-    last min_sample_ms, so timer resolution does not matter at batch 1. The figure depends
-    on torch.get_num_threads() and on other load on the machine.
-
-    Args:
-        model: the model to time (left untouched).
-        input_shape: shape of one example.
-        batch_size: examples per forward pass.
-        repeats: timed samples; the median is returned.
-        warmup: untimed passes first (allocator, oneDNN kernel choice).
-        min_sample_ms: shortest duration of one sample, in ms.
-        threads: torch intra-op threads while timing (restored after); None keeps the
-            current setting. On a machine shared with other jobs, 1 thread gives stable
-            figures: several threads then mostly measure waiting for descheduled peers.
-    Returns:
-        Milliseconds per forward pass.
-    """
-    if repeats < 1 or batch_size < 1:
-        raise SweeplabError(
-            f"latency needs repeats >= 1 and batch_size >= 1, got {repeats}, {batch_size}"
-        )
-    cpu = plain_copy(model).cpu().eval()
-    x = _example(cpu, input_shape, batch_size)
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        return _median_ms(cpu, x, repeats, warmup, min_sample_ms)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _median_ms(
-    model: nn.Module, x: Tensor, repeats: int, warmup: int, min_sample_ms: float
-) -> float:
-    with torch.inference_mode():
-        for _ in range(max(warmup, 1)):
-            start = time.perf_counter()
-            model(x)
-        once = max(time.perf_counter() - start, 1e-6)
-        inner = max(1, math.ceil(min_sample_ms / 1000 / once))
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(inner):
-                model(x)
-            samples.append((time.perf_counter() - start) * 1000 / inner)
-    return statistics.median(samples)
-
-
 def speedup(before: float, after: float) -> float:
     """before / after: a theoretical speedup from MACs, a measured one from latencies."""
     if not (before > 0 and after > 0):
@@ -243,7 +160,7 @@ def cost_fields(
     pruned: nn.Module,
     input_shape: Sequence[int],
     latency: bool = True,
-    repeats: int = 15,
+    repeats: int = REPEATS,
     threads: int | None = None,
     dense_cache: dict[str, float | int] | None = None,
 ) -> dict[str, float | int]:
@@ -255,11 +172,12 @@ def cost_fields(
         input_shape: shape of one example.
         latency: measure CPU latency (seconds of work); False leaves those fields out.
         repeats: timed samples per latency figure.
-        threads: torch threads while timing (see latency_ms); None keeps the current.
-        dense_cache: the dense model's fields from an earlier call with the same dense model
-            (filled on first use), so a run with several results measures the dense once.
+        threads: torch threads while timing (see latency.timings); None keeps the current.
+        dense_cache: the dense model's MACs and size from an earlier call with the same dense
+            model (filled on first use), so a run with several results counts them once. Its
+            latency is timed again with every result, in turn with the pruned model's samples.
     Returns:
-        ResultRow field name -> value.
+        ResultRow field name -> value (latency fields: latency.latency_fields).
     """
     cache = dense_cache if dense_cache is not None else {}
     if "flops_dense" not in cache:
@@ -276,11 +194,5 @@ def cost_fields(
     out["size_bytes"] = min(size_dense_bytes(pruned), int(out["size_sparse_bytes"]))
     out["speedup_theoretical"] = speedup(out["flops_dense"], out["flops"])
     if latency:
-        for b in (1, 64):
-            key = f"latency_b{b}_dense_ms"
-            if key not in cache:
-                cache[key] = latency_ms(dense, input_shape, b, repeats, threads=threads)
-            out[key] = cache[key]
-            out[f"latency_b{b}_ms"] = latency_ms(pruned, input_shape, b, repeats, threads=threads)
-        out["speedup_measured"] = speedup(out["latency_b64_dense_ms"], out["latency_b64_ms"])
+        out |= latency_fields(dense, pruned, input_shape, repeats, threads)
     return out

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sweeplab.engine.costs import encode_choice, index_bytes, plain_copy, shippable
+from sweeplab.engine.costs import encode_choice, index_bytes, shippable
+from sweeplab.engine.plain import plain_copy
 from sweeplab.errors import SweeplabError
 
 LOADER = '''"""Load a model exported by sweeplab; needs only torch (>= 2.6), not sweeplab."""

@@ -12,6 +12,8 @@ from torch import Tensor, nn
 
 from sweeplab.data.base import Splits
 from sweeplab.engine import costs
+from sweeplab.engine.latency import REPEATS
+from sweeplab.engine.plain import plain_copy
 from sweeplab.pruning.masks import layer_sparsity, prunable_parameters, sparsity_of
 
 
@@ -63,7 +65,7 @@ def measure(
     splits: Splits,
     *,
     latency: bool = True,
-    repeats: int = 5,
+    repeats: int = REPEATS,
     dense_costs: dict[str, float | int] | None = None,
 ) -> dict[str, object]:
     """Every metric of a pruned model against its dense model: metric name -> value.
@@ -74,10 +76,10 @@ def measure(
         dense: the trained dense model.
         masks: the attached masks ({} for a physically smaller model).
         splits: the run's data (test and val accuracy; one example's shape for costs).
-        latency: measure CPU inference latency (median of `repeats` samples).
+        latency: measure CPU inference latency (median and quartiles of `repeats` samples).
         repeats: timed samples per latency figure.
-        dense_costs: the dense model's costs from an earlier result of the same run (filled
-            on first use), so the dense model is measured once per run.
+        dense_costs: the dense model's MACs and size from an earlier result of the same run
+            (filled on first use), counted once per run; its latency is timed with each result.
     Returns:
         acc_finetuned_test/val, sparsity_achieved, params_*, compression, layer_sparsity
         and the cost fields (sweeplab.engine.costs.cost_fields).
@@ -95,7 +97,7 @@ def measure(
     nonzero = params_nonzero(model)
     cost = costs.cost_fields(
         dense,
-        costs.plain_copy(model),
+        plain_copy(model),
         splits.input_shape,
         latency=latency,
         repeats=repeats,

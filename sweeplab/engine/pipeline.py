@@ -23,6 +23,7 @@ from sweeplab.engine import snapshots, streams
 from sweeplab.engine.cache import get_or_train
 from sweeplab.engine.checkpoints import RECOVERY_PHASES, TestCheckpoints
 from sweeplab.engine.context import Masks, Outcome
+from sweeplab.engine.latency import REPEATS
 from sweeplab.engine.measure import accuracy, measure
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.recovery import Recovery
@@ -54,8 +55,8 @@ class RunSpec:
     devices: int = 1
     inner_steps: int = 8
     logger: Logger | None = None
-    latency: bool = True  # measure CPU inference latency (median of latency_repeats)
-    latency_repeats: int = 5
+    latency: bool = True  # measure CPU inference latency (median, quartiles of latency_repeats)
+    latency_repeats: int = REPEATS
     # Test accuracy at the last `checkpoints` checkpoints of recovery training, every
     # `checkpoint_every` optimizer steps (0: off). Some papers report the best of them.
     checkpoints: int = 0
@@ -95,7 +96,7 @@ class Run:
         self.dense_info: dict[str, float] = {}
         self.dense_state: dict[str, Tensor] = {}
         self.dense_source = "trained"
-        self.dense_costs: dict[str, float | int] = {}  # measured once, shared by every result
+        self.dense_costs: dict[str, float | int] = {}  # counted once, shared by every result
 
     # -- RunContext -----------------------------------------------------------------------
     def steps_per_epoch(self, batch_size: int) -> int:

@@ -66,6 +66,7 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
 
 def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     """Instantiate and check every part of the run; raises SweeplabError on bad input."""
+    from sweeplab.engine.latency import check_repeats
     from sweeplab.engine.pipeline import RunSpec
 
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
@@ -119,7 +120,10 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         inner_steps=int(check_positive("trainer.inner_steps", trainer.inner_steps, integer=True)),
         logger=logger_factory(name=rid) if logger_factory else None,
         latency=bool(cfg.measure.latency),
-        latency_repeats=int(check_positive("measure.repeats", cfg.measure.repeats, integer=True)),
+        # Checked only when timed: too few samples give no spread.
+        latency_repeats=(
+            check_repeats("measure.repeats", cfg.measure.repeats) if cfg.measure.latency else 1
+        ),
         checkpoints=int(  # 0: off
             cfg.measure.checkpoints
             and check_positive("measure.checkpoints", cfg.measure.checkpoints, integer=True)

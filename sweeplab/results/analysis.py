@@ -24,6 +24,7 @@ from sweeplab.results.series import (
     natural_rank,
     series_keys,
 )
+from sweeplab.results.spread import QUARTILE_COLUMNS, known, row_bounds
 
 GROUP = ["data", "model"]
 DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own dense model
@@ -31,14 +32,19 @@ DEFAULT_DELTA = 1.0  # accuracy points (of 100) a run may lose against its own d
 # Pareto flags of the measured costs go before "best".
 POINT_COLUMNS = ["series", "strategy", "scope", "schedule", "recovery", "sparsity_requested",
                  "round", "sparsity", "compression", "nonzero", "flops", "speedup", "latency",
-                 "speedup_measured", "size", "acc_pruned", "acc_pruned_std", "acc", "acc_std",
+                 "latency_lo", "latency_hi", "speedup_measured", "speedup_measured_lo",
+                 "speedup_measured_hi", "size", "acc_pruned", "acc_pruned_std", "acc", "acc_std",
                  "acc_reinit", "n", "acc_dense", "drop", "drop_std", "drop_val", "best",
                  "run_ids"]  # fmt: skip
 # Metrics the aggregates read: a row may lack any of them (not measured), or hold only nulls.
 _NUMERIC = ("round", "sparsity_requested", "sparsity_achieved", "params_total", "params_nonzero",
             "compression", "acc_dense_test", "acc_pruned_test", "acc_finetuned_test",
             "acc_dense_val", "acc_finetuned_val", "acc_reinit_test",
-            "speedup_measured", *(c for pair in COSTS.values() for c in pair))  # fmt: skip
+            "speedup_measured", *QUARTILE_COLUMNS,
+            *(c for pair in COSTS.values() for c in pair))  # fmt: skip
+# Measured figures whose points carry an interval (spread.py): point column -> row figure.
+_INTERVALS = {"latency": "latency_b1_ms", "speedup_measured": "speedup_measured"}
+_ENDS = {"lo": "min", "hi": "max"}  # a point's interval: the union of its runs' intervals
 
 
 @dataclass
@@ -104,6 +110,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     # test would report a maximum over noisy test numbers (rows without val fall back to test).
     ok["_drop_val"] = (ok["acc_dense_val"] - ok["acc_finetuned_val"]).fillna(ok["_drop"])
     ok["_speedup"] = ok["flops_dense"] / ok["flops"]
+    for name, figure in {**_INTERVALS, "dense_latency": "latency_b1_dense_ms"}.items():
+        ok[f"_{name}_lo"], ok[f"_{name}_hi"] = row_bounds(ok, figure)
     # Rows carry no dense parameter count: params_total counts the pruned model, which a
     # structured pruner makes smaller. compression = dense total / max(nonzero, 1) (measure.py),
     # so the dense count is derived from it; rows without compression keep params_total.
@@ -121,6 +129,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
         nonzero=("params_nonzero", "mean"), flops=("flops", "mean"),
         latency=("latency_b1_ms", "mean"), size=("size_bytes", "mean"),
         speedup=("_speedup", "mean"), speedup_measured=("speedup_measured", "mean"),
+        **{f"{n}_{end}": (f"_{n}_{end}", f) for n in _INTERVALS for end, f in _ENDS.items()},
         acc_pruned=("acc_pruned_test", "mean"), acc_pruned_std=("acc_pruned_test", "std"),
         acc=("acc_finetuned_test", "mean"), acc_std=("acc_finetuned_test", "std"),
         n=("acc_finetuned_test", "count"), acc_dense=("acc_dense_test", "mean"),
@@ -141,6 +150,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
             nonzero=("_params_dense", "mean"),
             flops=("flops_dense", "mean"),
             latency=("latency_b1_dense_ms", "mean"),
+            latency_lo=("_dense_latency_lo", "min"),
+            latency_hi=("_dense_latency_hi", "max"),
             size=("size_dense_bytes", "mean"),
             acc=("acc_dense_test", "mean"),
             acc_std=("acc_dense_test", "std"),
@@ -175,6 +186,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     for column in ("acc_std", "acc_pruned_std", "drop_std"):
         points[column] = points[column].astype(float).fillna(0.0)
     points["n"] = points["n"].astype(int)
+    for column in (f"{n}_{end}" for n in _INTERVALS for end in _ENDS):
+        points[column] = known(points[column])
     mark_fronts(points, groups, costs)
     mark_best(points, groups, delta)
     rank = natural_rank(points["series"])
@@ -187,6 +200,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     )
     unused = {c for c in ("round", "speedup_measured", "acc_reinit") if points[c].isna().all()}
     unused |= {c for c in ("flops", "latency", "size") if c not in costs}
+    unused |= {f"{n}_{end}" for n in _INTERVALS for end in _ENDS if n in unused}
     unused |= {"speedup"} if "flops" not in costs else set()
     columns = [*groups, *(c for c in POINT_COLUMNS if c not in unused and c not in groups)]
     at = columns.index("best")

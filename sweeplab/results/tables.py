@@ -6,7 +6,6 @@ never imports torch or Lightning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from sweeplab.results.format import missing, num, pct, pct_ci, si, size
 from sweeplab.results.layout import Block, Table
 from sweeplab.results.pareto import FRONT
 from sweeplab.results.series import is_dense, value_label
+from sweeplab.results.spread import ranged
 from sweeplab.results.stats import half_width
 
 VIEWS = ("all", "pivot", "points", "best", "compare")
@@ -66,6 +66,13 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         # Column-wise: thousands of points format in a few ms.
         return [f(v) for v in sub[column].tolist()]
 
+    def spread(column: str, spec: str, suffix: str = "") -> list[str]:
+        # The figure with its interval (column_lo, column_hi) where the points have one.
+        ends = [sub[f"{column}_{e}"] if f"{column}_{e}" in has else [None] * len(sub)
+                for e in ("lo", "hi")]  # fmt: skip
+        values = zip(sub[column].tolist(), *(list(e) for e in ends), strict=True)
+        return [ranged(v, lo, hi, spec, suffix) for v, lo, hi in values]
+
     columns: list[tuple[str, list[str]]] = [
         ("strategy", [str(v) for v in sub["series"].tolist()]),
         ("sparsity", fmt("sparsity_requested", lambda v: f"{v:g}")),
@@ -81,11 +88,9 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         columns.append(("FLOPs", fmt("flops", si)))
         columns.append(("FLOP speedup", fmt("speedup", lambda v: num(v, ".2f") + "x")))
     if "latency" in has:
-        columns.append(("latency b1 ms", fmt("latency", lambda v: num(v, ".3g"))))
+        columns.append(("latency b1 ms [q25, q75]", spread("latency", ".3g")))
     if "speedup_measured" in has:
-        columns.append(
-            ("measured speedup", fmt("speedup_measured", lambda v: num(v, ".2f") + "x"))
-        )
+        columns.append(("measured speedup [q25, q75]", spread("speedup_measured", ".2f", "x")))
     if "size" in has:
         columns.append(("size", fmt("size", size)))
     acc = [pct_ci(*v) for v in zip(sub["acc"].tolist(), sub["acc_std"].tolist(), sub["n"].tolist(),
@@ -111,9 +116,17 @@ def _points_table(summary: Summary, sub: pd.DataFrame) -> Table:
         rows=[list(r) for r in zip(*(cells for _, cells in columns), strict=True)],
         align="l" + "r" * (len(columns) - 1),
         note=f"* = on the Pareto front (no other point is as cheap and as accurate) of accuracy "
-        f"vs {costs}; blank = dominated. nonzero params count all parameters, biases included",
+        f"vs {costs}; blank = dominated. nonzero params count all parameters, biases included"
+        + (_SPREAD_NOTE if "latency" in has or "speedup_measured" in has else ""),
         strategies=[str(s) for s in sub["strategy"]],
     )
+
+
+_SPREAD_NOTE = (
+    ". Measured figures show [q25, q75]: the 25th and 75th percentiles of their timed samples "
+    "(lowest and highest over seeds); the latency front counts a point cheaper only when its "
+    "interval lies wholly below, and marks no point whose rows recorded no spread"
+)
 
 
 def _signed_ci(drop: float, std: float, n: int) -> str:
@@ -137,7 +150,8 @@ def _best_table(summary: Summary, best: pd.DataFrame) -> Table:
         ])  # fmt: skip
     return Table(
         caption=f"Best compression within {summary.delta:g} accuracy point(s) of each run's "
-        "own dense model, selected on validation accuracy, test accuracy shown (mean ± 95% CI over seeds)",
+        "own dense model, selected on validation accuracy, test accuracy shown (mean ± 95% CI "
+        "over seeds)",
         headers=[
             "strategy",
             "sparsity",
