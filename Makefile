@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench mnist clean
+.PHONY: setup demo test lint format bench mnist clean docs/report.png
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ format:
 bench: setup
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/table_speed.py
+
+# The README's screenshot of the report: drawn by the dashboard's headless-Chromium test.
+docs/report.png: setup
+	SWEEPLAB_DOCS_SCREENSHOT=$@ $(BIN)/python -m pytest -q tests/test_dashboard.py -k screenshot
 
 clean:
 	rm -rf results/runs results/cache results/hydra results/logs results/runs.index.json

@@ -109,18 +109,14 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     assert json.loads(body["data-errors"]) == []
     assert "data-pwned" not in body
     charts = json.loads(body["data-charts"])
-    # Two groups (digits, mnist), three strategies each; FLOPs measured, so speedup charts too.
-    assert charts == {
-        "acc-compression-0": 3, "acc-speedup-0": 3, "acc-compression-1": 3,
-        "acc-speedup-1": 3, "sparsity": 3, "layers": 1,
-    }  # fmt: skip
-    # Filters from the URL hash: one strategy, one dataset.
-    filtered = _chromium(["--dump-dom", url + "#strategy=random&data=mnist"], tmp_path / "p2")
+    # Two groups (digits, mnist), three strategies each.
+    assert charts == {"card-0": 3, "card-1": 3, "sparsity": 3, "layers": 1}
+    # Filters and pickers from the URL hash: one strategy, one dataset, FLOP speedup on x.
+    filtered = _chromium(["--dump-dom", url + "#strategy=random&data=mnist&x=fsp"], tmp_path / "p2")
     body = _body(filtered.stdout)
     assert json.loads(body["data-errors"]) == []
-    assert json.loads(body["data-charts"]) == {
-        "acc-compression-1": 1, "acc-speedup-1": 1, "sparsity": 1, "layers": 1,
-    }  # fmt: skip
+    assert json.loads(body["data-charts"]) == {"card-1": 1, "sparsity": 1, "layers": 1}
+    assert json.loads(body["data-state"])["x"] == "fsp"
     hidden = re.findall(r'<tr data-strategy="([^"]*)" style="display: none;"', filtered.stdout)
     assert hidden and "random" not in hidden
     shot = Path(os.environ.get("SWEEPLAB_SCREENSHOT_DIR", tmp_path)) / "report.png"

@@ -90,13 +90,11 @@ def test_table_view_compare_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFi
             for recovery in ("finetune", "lr_rewind"):
                 store.write_row(tmp_path, mixed_row("global_magnitude", s, seed, recovery=recovery))
             store.write_row(tmp_path, mixed_row("l1_filter", s, seed))
-    base = "global_magnitude [recovery=finetune]"
+    base = "global_magnitude [finetune]"
     assert main(["table", str(tmp_path), "--view", "compare", "--baseline", base]) == 0
     out = capsys.readouterr().out
     assert f"vs {base}" in out and "Holm" in out
-    lines = [
-        line for line in out.splitlines() if line.startswith("| global_magnitude [recovery=lr")
-    ]
+    lines = [line for line in out.splitlines() if line.startswith("| global_magnitude [lr_rewind]")]
     assert len(lines) == 2 and all("| 3 |" in line and "-0.50" in line for line in lines)
     assert all("—" in line for line in lines)  # lr_rewind is 0.5 points lower in every pair
     assert main(["table", str(tmp_path), "--view", "compare", "--baseline", base,
@@ -114,7 +112,7 @@ def test_report_shows_the_comparison_with_a_baseline(tmp_path: Path) -> None:
         for recovery in ("finetune", "lr_rewind"):
             store.write_row(tmp_path, mixed_row("global_magnitude", 0.5, seed, recovery=recovery))
     html = tmp_path / "r.html"
-    base = "global_magnitude [recovery=finetune]"
+    base = "global_magnitude [finetune]"
     args = ["report", str(tmp_path), "-o", str(html), "--no-plots"]
     assert main([*args, "--baseline", base]) == 0
     assert f"vs {base}" in html.read_text() and "Holm" in html.read_text()
@@ -124,9 +122,9 @@ def test_report_shows_the_comparison_with_a_baseline(tmp_path: Path) -> None:
 def test_compare_baseline_may_be_a_strategy_and_groups_without_it_are_skipped(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """`--baseline global_magnitude` names the series `global_magnitude [recovery=...]` where
-    it is the only one; under --by recovery, groups without it are left out in md and csv
-    alike, and a name matching nothing is one line listing the choices."""
+    """`--baseline STRATEGY` names that strategy's series where it has only one; under --by
+    recovery, groups without it are left out in md and csv alike, and a name matching nothing
+    is one line listing the choices."""
     from test_tables_mixed import mixed_row
 
     for seed in range(2):

@@ -16,14 +16,7 @@ import pandas as pd
 from sweeplab.errors import SweeplabError
 from sweeplab.results.filters import columns_hint
 from sweeplab.results.pareto import COSTS, FRONT, mark_best, mark_fronts
-from sweeplab.results.series import (
-    DENSE,
-    LABEL_COLUMNS,
-    is_dense,
-    labels,
-    natural_rank,
-    series_keys,
-)
+from sweeplab.results.series import DENSE, LABEL_COLUMNS, card_labels, is_dense, natural_rank
 from sweeplab.results.spread import QUARTILE_COLUMNS, known, row_bounds
 
 GROUP = ["data", "model"]
@@ -73,7 +66,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     """Seed statistics per point, the dense baselines, Pareto fronts and the best point within Δ.
 
     A point is one (group, series, requested sparsity, round); a series is a strategy, split
-    by any config key that varies within it (e.g. `global_magnitude [finetune.epochs=5]`),
+    by any config key that varies within it in its card (`global_magnitude [finetune.epochs=5]`),
     so seeds are only pooled across runs that differ in nothing else. Dense models appear as
     series "dense" (strategy "dense" unless it is a --by column) at compression 1, averaged
     over the distinct dense models.
@@ -117,10 +110,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     # so the dense count is derived from it; rows without compression keep params_total.
     derived = (ok["compression"] * ok["params_nonzero"].clip(lower=1)).round()
     ok["_params_dense"] = derived.fillna(ok["params_total"])
-    varying = series_keys(ok, groups, list(dict.fromkeys([*groups, "strategy"])), dense=False)
-    ok["series"] = labels(ok, ok["strategy"].astype(str), varying)
-    dense_keys = series_keys(ok, groups, groups, dense=True)
-    ok["_dense"] = labels(ok, [DENSE] * len(ok), dense_keys)
+    ok["series"], ok["_dense"] = card_labels(ok, groups)
 
     agg: dict[str, tuple[str, Any]] = dict(
         strategy=("strategy", "first"), scope=("scope", "first"),

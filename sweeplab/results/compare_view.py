@@ -12,9 +12,9 @@ import pandas as pd
 
 from sweeplab.errors import SweeplabError
 from sweeplab.results.format import MISSING, missing
+from sweeplab.results.layout import Table
 from sweeplab.results.series import is_dense, value_label
 from sweeplab.results.stats import ALPHA, LEVEL, compare
-from sweeplab.results.layout import Table
 
 if TYPE_CHECKING:
     from sweeplab.results.analysis import Summary
@@ -32,7 +32,7 @@ def _p(value: float | None) -> str:
 
 def baseline_series(runs: pd.DataFrame, baseline: str) -> str | None:
     """The series `baseline` names in these runs: a series label, or a strategy that has one
-    series here (`random` for `random [recovery=finetune]`); None when it names none."""
+    series here (`random` for `random [finetune]`); None when it names none."""
     series = set(runs["series"])
     if baseline in series:
         return baseline

@@ -7,7 +7,7 @@ display is needed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sweeplab.results.analysis import Summary  # noqa: E402
+from sweeplab.results.palette import colors  # noqa: E402
 from sweeplab.results.series import is_dense, natural_rank  # noqa: E402
 
-# tab10, then tab20's lighter shades: the report's charts use the same colours.
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-           "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]  # fmt: skip
 FORMATS = ("png", "svg")
-
-
-def colors(names: Iterable[str]) -> dict[str, str]:
-    """A stable colour per series name (natural order, cycling through PALETTE)."""
-    rank = natural_rank(names)
-    return {name: PALETTE[i % len(PALETTE)] for name, i in rank.items()}
 
 
 def slug(text: str) -> str:

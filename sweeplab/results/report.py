@@ -1,8 +1,9 @@
 """`sweeplab report`: one self-contained HTML dashboard (offline, no CDN) plus PNG/SVG plots.
 
-The page embeds its data as JSON and draws SVG charts with a little vanilla JavaScript: hover
-shows a run's config, clicking a run shows its per-layer sparsity, and strategy and dataset
-filters apply to charts and tables alike. Every user-provided string reaches the page either
+The page embeds its data as JSON (dashboard.py) and draws SVG charts with a little vanilla
+JavaScript: pickers choose the x axis, the y metric and what makes a line, filters take any
+varying key, hover shows a config, clicking a run shows its per-layer sparsity; the tables are
+rendered here. Every user-provided string reaches the page either
 HTML-escaped or as JSON read through textContent; never as markup.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import html
 import importlib.resources
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ import pandas as pd
 from sweeplab.errors import SweeplabError
 from sweeplab.results import store
 from sweeplab.results.analysis import Summary
+from sweeplab.results.dashboard import payload
 from sweeplab.results.filters import filter_rows
-from sweeplab.results.series import is_dense
 from sweeplab.results.layout import Table
+from sweeplab.results.series import is_dense
 from sweeplab.results.tables import blocks
 
 
@@ -44,17 +45,6 @@ def script_json(value: Any) -> str:
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
         text = text.replace(raw, escaped)
     return text
-
-
-def _clean(value: Any) -> Any:
-    """NaN and numpy scalars to JSON-ready values."""
-    if value is None:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _e(text: Any) -> str:
@@ -98,75 +88,6 @@ def pick_layer_run(summary: Summary, rows: pd.DataFrame, run_id: str | None) -> 
     if front.empty:
         return None
     return str(front.sort_values("compression").iloc[-1]["run_ids"][0])
-
-
-def payload(summary: Summary, rows: pd.DataFrame, results_dir: str | Path, title: str,
-            layer_run: str | None) -> dict[str, Any]:  # fmt: skip
-    """The data the page's script draws from (plain JSON-ready containers)."""
-    from sweeplab.results.plots import colors
-
-    pts = summary.points
-    groups = list(pts.groupby(summary.groups, dropna=False, sort=True).groups)
-    group_of = {key if isinstance(key, tuple) else (key,): i for i, key in enumerate(groups)}
-    found = blocks(summary, "points")
-    names = list(dict.fromkeys(pts.loc[~is_dense(pts["series"]), "series"]))
-    palette = colors(names)
-    series = [
-        {"name": n, "strategy": str(pts.loc[pts["series"] == n, "strategy"].iloc[0]),
-         "color": palette[n]} for n in names
-    ]  # fmt: skip
-    index = {n: i for i, n in enumerate(names)}
-    out_points, run_series = [], {}
-    for r in pts.to_dict("records"):
-        g = group_of[tuple(r[k] for k in summary.groups)]
-        if r["series"] not in index:  # a dense point
-            continue
-        s = index[r["series"]]
-        out_points.append({
-            "g": g, "s": s, "c": _clean(r["compression"]), "sp": _clean(r.get("speedup")),
-            "acc": _clean(r["acc"]), "std": _clean(r["acc_std"]),
-            "accb": _clean(r["acc_pruned"]), "stdb": _clean(r["acc_pruned_std"]),
-            "n": _clean(r["n"]), "sreq": _clean(r["sparsity_requested"]),
-            "sach": _clean(r["sparsity"]), "runs": list(r["run_ids"]),
-        })  # fmt: skip
-        run_series.update({rid: (g, s) for rid in r["run_ids"]})
-    dense = []
-    for r in summary.series_dense.to_dict("records"):
-        key = tuple(r[k] for k in summary.groups)
-        if key in group_of and r["series"] in index:
-            dense.append({"g": group_of[key], "s": index[r["series"]], "acc": _clean(r["acc"]),
-                          "std": _clean(r["acc_std"]), "n": _clean(r["n"])})  # fmt: skip
-    config_cols = [c for c in rows.columns if "." in c]
-    runs = []
-    for r in rows[rows["run_id"].isin(run_series)].to_dict("records"):
-        g, s = run_series[r["run_id"]]
-        path = store.row_path(results_dir, r["run_id"])
-        layers = store.read_row(path).get("layer_sparsity") or {} if path.exists() else {}
-        runs.append({
-            "id": r["run_id"], "g": g, "s": s, "seed": _clean(r.get("seed")),
-            "c": _clean(r.get("compression")), "acc": _clean(r.get("acc_finetuned_test")),
-            "accb": _clean(r.get("acc_pruned_test")), "dense": _clean(r.get("acc_dense_test")),
-            "sreq": _clean(r.get("sparsity_requested")),
-            "sach": _clean(r.get("sparsity_achieved")), "sp": _clean(r.get("speedup_theoretical")),
-            "config": {k: _clean(r[k]) for k in config_cols if _clean(r[k]) is not None},
-            "layers": {str(k): _clean(v) for k, v in layers.items()},
-        })  # fmt: skip
-    return {
-        "title": title,
-        "groups": [
-            {"title": b.title, "data": str(b.values["data"]), "model": str(b.values["model"])}
-            for b in found
-        ],
-        "series": series,
-        "strategies": sorted({s["strategy"] for s in series}),
-        "datasets": sorted({str(b.values["data"]) for b in found}),
-        "points": out_points,
-        "dense": dense,
-        "runs": runs,
-        "layerRun": layer_run,
-        "delta": summary.delta,
-        "costs": summary.costs,
-    }
 
 
 def render_html(summary: Summary, data: dict[str, Any], plot_files: list[str],
@@ -232,7 +153,11 @@ def write_report(
     html_path.parent.mkdir(parents=True, exist_ok=True)
     ok = filter_rows(rows, ["status=ok"])  # summary has points, so some row is ok
     chosen = pick_layer_run(summary, ok, layer_run)
-    data = payload(summary, ok, results_dir, title or f"sweeplab: {results_dir}", chosen)
+    layers = {}
+    for rid in summary.runs["run_id"]:
+        path = store.row_path(results_dir, rid)
+        layers[rid] = store.read_row(path).get("layer_sparsity") if path.exists() else None
+    data = payload(summary, title or f"sweeplab: {results_dir}", chosen, layers)
     plot_dir = html_path.parent / f"{html_path.stem}_plots"
     files: list[Path] = []
     if plots:
@@ -270,10 +195,14 @@ PAGE = """<!DOCTYPE html>
 <title>{title}</title><style>
 {style}</style></head>
 <body data-ready="0">
-<header><h1>{title}</h1><p>{n_runs} runs in {n_groups} group(s). Hover a point for its
-config; click a run (small dot) for its per-layer sparsity.</p></header>
-<div id="filters"><fieldset id="f-strategy"><legend>strategy</legend></fieldset>
-<fieldset id="f-data"><legend>dataset</legend></fieldset></div>
+<header><h1>{title}</h1><p>{n_runs} runs in {n_groups} group(s). Pick the axes and what
+makes a line; filters apply to the charts (strategy and dataset to the tables too). Hover a
+point or a legend entry for its config; click a run (small dot) for its per-layer sparsity.</p>
+</header>
+<div id="controls"><label>x <select id="pick-x"></select></label>
+<label>y <select id="pick-y"></select></label>
+<label>lines <select id="pick-group"></select></label></div>
+<div id="filters"></div>
 <main><div id="charts" class="grid"></div>
 {sections}{static}</main><div id="tip"></div>
 <script type="application/json" id="sweeplab-data">{data}</script>
