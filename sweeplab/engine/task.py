@@ -103,6 +103,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     return RunSpec(
         run_id=rid,
         dense_id=did,
+        dense_sha256=identity.dense_digest(OmegaConf.to_container(cfg, resolve=True)),
         seed=int(cfg.seed),
         load_data=lambda: instantiate(cfg.data),
         build_model=lambda shape, classes: instantiate(
