@@ -1,13 +1,17 @@
-"""A results dir shared by collaborators: files follow the umask, and a checkpoint knows whose
-weights it holds.
+"""A results dir shared by collaborators and by sweeps that get killed: files follow the umask,
+a checkpoint knows whose weights it holds, and the next sweep removes killed writers' temp files.
 
-Commands run in this process (the `cli` fixture)."""
+Commands run in this process (the `cli` fixture); the writer that dies mid-write is a subprocess
+(os._exit inside atomic_write)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +75,31 @@ def test_a_snapshot_of_another_step_or_config_is_refused(
     assert "of config sha256 sha-a, not dense model d at step 5 of config sha256 sha-b" in (
         capsys.readouterr().err
     )
+
+
+def test_the_next_sweep_removes_temp_files_of_writers_killed_mid_write(tmp_path: Path, cli) -> None:
+    res = tmp_path / "res"
+    # A writer that dies inside atomic_write_text, before its rename (as kill -9 would).
+    die = (
+        "import os, sys; from pathlib import Path; from sweeplab.results import store; "
+        "print(os.getpid(), flush=True); os.replace = lambda *a: os._exit(9); "
+        "store.atomic_write_text(Path(sys.argv[1]) / 'runs' / 'x.json', '{}')"
+    )
+    dead = subprocess.run([sys.executable, "-c", die, str(res)], capture_output=True, text=True)
+    assert dead.returncode == 9
+    (row_temp,) = (res / "runs").glob(".x.json.*.tmp")
+    # Its checkpoint and claim temps (same dead pid), and a live writer's file (this process).
+    host, pid = socket.gethostname(), dead.stdout.strip()
+    (res / "cache" / "dense").mkdir(parents=True)
+    dead_files = [row_temp, res / "cache" / "dense" / f".d.pt.{host}-{pid}.ab12cd34.tmp"]
+    (res / "claims").mkdir()
+    dead_files.append(res / "claims" / f".r.lease.{host}-{pid}.ab12cd34.tmp")
+    live = res / "runs" / f".y.json.{host}-{os.getpid()}.ab12cd34.tmp"
+    for path in [*dead_files[1:], live]:
+        path.write_bytes(b"half")
+
+    proc = cli(["run", *TINY, f"paths.results_dir={res}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not any(p.exists() for p in dead_files)
+    assert sorted(p.name for p in res.rglob("*.tmp")) == [live.name]
+    assert not list((res / "claims").glob("*.lease"))  # the run's claim is released

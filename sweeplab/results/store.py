@@ -82,27 +82,45 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def remove_orphan_temps(directory: Path) -> int:
     """Delete the `atomic_write` temp files under directory (at any depth: rows, dense
-    checkpoints) whose writer, a process on this host, has ended (a worker killed mid-write,
-    e.g. by joblib after Ctrl-C); return how many temp files of this host's writers are still
-    alive. Other hosts' files are never touched: their writers may be running (a shared
-    results dir on a cluster)."""
+    checkpoints, claims) whose writer, a process on this host, has ended (a worker killed
+    mid-write, by kill -9 or by joblib after Ctrl-C); return how many temp files of this host's
+    writers are still alive. Other hosts' files are never touched: their writers may be running
+    (a shared results dir on a cluster). Hydra's output folders hold no temp files and are not
+    walked."""
     import psutil
 
     pattern = re.compile(rf"\..+\.{re.escape(socket.gethostname())}-(\d+)\.[^.]+\.tmp")
     alive = 0
-    for tmp in directory.rglob(".*.tmp"):
-        match = pattern.fullmatch(tmp.name)
-        if match is None:
-            continue
-        try:
-            running = psutil.Process(int(match[1])).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            running = False
-        if running:
-            alive += 1
-        else:
-            tmp.unlink(missing_ok=True)
+    for folder, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d != "hydra"]
+        for name in files:
+            match = pattern.fullmatch(name)
+            if match is None:
+                continue
+            try:
+                running = psutil.Process(int(match[1])).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                running = False
+            if running:
+                alive += 1
+            else:
+                (Path(folder) / name).unlink(missing_ok=True)
     return alive
+
+
+_SWEPT: set[Path] = set()
+
+
+def remove_orphan_temps_once(*directories: str | Path) -> None:
+    """`remove_orphan_temps` of each directory, once per process (its first run there): a sweep
+    started after a kill -9 removes the temp files the killed writers left, not only a sweep
+    that aborts. Live writers' files (a concurrent sweep) stay."""
+    folders = sorted({Path(d).resolve() for d in directories})
+    for folder in folders:
+        inside = any(folder != o and folder.is_relative_to(o) for o in folders)
+        if folder not in _SWEPT and not inside and folder.is_dir():
+            remove_orphan_temps(folder)
+        _SWEPT.add(folder)
 
 
 def check_writable(results_dir: str | Path) -> None:
