@@ -141,14 +141,23 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("out", metavar="OUT", help="folder to create")
+    p.add_argument(
+        "trusted",
+        nargs="*",
+        metavar="KEY._target_=CLASS",
+        help="your own code the row names, e.g. model._target_=mypackage.Net: a row is data, "
+        "and only sweeplab's classes and those named here are built from it",
+    )
     p.add_argument("--results-dir", default="results", help="default: results")
     p.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
     from sweeplab.engine.export_run import export_run
+    from sweeplab.engine.row_targets import parse_trusted
 
-    out = export_run(args.results_dir, args.run_id, args.out)
+    trusted = parse_trusted(args.trusted)
+    out = export_run(args.results_dir, args.run_id, args.out, trusted)
     print(f"exported {args.run_id} to {out} (load it with: python {out}/load.py)")
     return 0
 

@@ -100,7 +100,7 @@ def test_orphan_temps_of_dead_writers_on_this_host_are_removed(tmp_path: Path) -
     die = (
         "import os, sys, torch; from pathlib import Path; from sweeplab.engine import cache; "
         "os.replace = lambda *a: os._exit(9); "
-        "cache.save_state(Path(sys.argv[1]), {'w': torch.ones(3)})"
+        "cache.save_state(Path(sys.argv[1]), {'w': torch.ones(3)}, owner=cache.owner('f', 'x'))"
     )
     dense = tmp_path / "cache" / "dense"
     dense.mkdir(parents=True)
@@ -144,7 +144,9 @@ def _train_slowly(marker: Path) -> Callable[[nn.Module], dict[str, float]]:
 
 def _worker(cache_dir: str, marker: str, out: str) -> None:
     model = nn.Linear(3, 2)
-    info, source = cache.get_or_train(cache_dir, "d1", model, _train_slowly(Path(marker)))
+    info, source = cache.get_or_train(
+        cache_dir, "d1", model, _train_slowly(Path(marker)), config_sha256="d1-sha"
+    )
     Path(out).write_text(json.dumps([source, info, model.weight.sum().item()]))
 
 
@@ -182,7 +184,8 @@ def _damage(kind: str, path: Path) -> None:
     elif kind == "old_format":
         torch.save({"format": 1, "state_dict": {}, "info": {}}, path)
     elif kind == "other_architecture":
-        cache.save_state(path, nn.Linear(5, 2).state_dict(), {"acc_test": 0.9})
+        owner = cache.owner("d", "d-sha")
+        cache.save_state(path, nn.Linear(5, 2).state_dict(), {"acc_test": 0.9}, owner=owner)
 
 
 @pytest.mark.parametrize(
@@ -201,18 +204,20 @@ def test_a_damaged_checkpoint_is_retrained_not_loaded(
             model.weight.fill_(1.0)
         return {"acc_test": 0.25}
 
-    assert cache.get_or_train(tmp_path, "d", nn.Linear(width, 2), train)[1] == "trained"
+    first = cache.get_or_train(tmp_path, "d", nn.Linear(width, 2), train, config_sha256="d-sha")
+    assert first[1] == "trained"
     path = cache.checkpoint_path(tmp_path, "d")
     _damage(kind, path)
     (path.parent / f".{path.name}.abc.tmp").write_bytes(b"half")  # a writer killed mid-write
     model = nn.Linear(width, 2)
-    info, source = cache.get_or_train(tmp_path, "d", model, train)
+    info, source = cache.get_or_train(tmp_path, "d", model, train, config_sha256="d-sha")
     assert (source, len(calls), info) == ("trained", 2, {"acc_test": 0.25})
     assert "training it again" in capsys.readouterr().err
     assert bool((model.weight == 1.0).all()) and leftovers(tmp_path) == []
     # The retrained checkpoint is whole again.
     again = nn.Linear(width, 2)
-    assert cache.get_or_train(tmp_path, "d", again, train)[1] == "cache" and len(calls) == 2
+    again_source = cache.get_or_train(tmp_path, "d", again, train, config_sha256="d-sha")[1]
+    assert again_source == "cache" and len(calls) == 2
     assert torch.equal(again.weight, model.weight)
 
 

@@ -4,7 +4,8 @@ BasicSweeper composes each job's config once to validate it and the launcher com
 for a local sweep that doubles Hydra's cost, which dominates re-running a finished sweep (every
 run is skipped). sweeplab checks group choices before Hydra starts and each run checks its own
 values, so the pre-pass adds nothing here. Every job runs even when one fails; the sweep then
-prints `N ok, M skipped, K failed` with each failure and exits 1.
+prints `N ok, M skipped, K failed` (and `C claimed`: runs a concurrent sweep on the same results
+dir is running, engine/claims.py) with each failure and exits 1 if any failed.
 
 Any launcher works underneath (basic, joblib, submitit): the summary reads the JobReturns they
 all give back. Ctrl-C ends the sweep with exit 130 and no failed rows; a launcher that dies
@@ -100,10 +101,14 @@ def _release_pool() -> None:
 def summarize(results: Sequence[JobReturn], seconds: float) -> None:
     """Print the sweep's outcome; exit 1 when any job failed."""
     failed = [r for r in results if r.status != JobStatus.COMPLETED]
-    # sweeplab's task returns "ok" or "skipped"; a failed job holds its exception.
-    skipped = sum(1 for r in results if r not in failed and r.return_value == "skipped")
-    ok = len(results) - len(failed) - skipped
+    # sweeplab's task returns "ok", "skipped" or "claimed" (run by a concurrent sweep, which
+    # writes its row); a failed job holds its exception.
+    done = [r.return_value for r in results if r not in failed]
+    skipped, claimed = done.count("skipped"), done.count("claimed")
+    ok = len(done) - skipped - claimed
     line = f"sweep: {ok} ok, {skipped} skipped (already finished), {len(failed)} failed"
+    if claimed:
+        line += f", {claimed} claimed (running in another sweep)"
     print(f"{line} in {seconds:.1f} s", file=sys.stderr if failed else sys.stdout, flush=True)
     for r in failed:
         error = r._return_value  # the exception (the public property would re-raise it)

@@ -2,8 +2,10 @@
 
 A checkpoint is written to a temp file, fsynced and renamed into place, so a reader sees a
 whole file or none; it carries a sha256 of its tensors, because torch.load reads a file whose
-tensor bytes were damaged without complaint. Anything that fails to load or to match is
-trained again, never used.
+tensor bytes were damaged without complaint. It also records whose it is (`owner`: the dense
+id, the sha256 of the dense config, the step of a snapshot), because a file copied over another
+dense model's (another seed, another model of the same shape) loads without complaint too.
+Anything that fails to load or to match is trained again, never used.
 """
 
 from __future__ import annotations
@@ -22,13 +24,32 @@ from sweeplab.errors import SweeplabError
 from sweeplab.results.store import atomic_write
 
 # 2: adds the sha256 of the tensors. 3: trained with one random stream per consumer
-# (engine/streams.py); earlier dense models shared init and batch-order seeds. Older
-# checkpoints are retrained once.
-FORMAT = 3
+# (engine/streams.py); earlier dense models shared init and batch-order seeds. 4: records its
+# owner. Older checkpoints are retrained once.
+FORMAT = 4
 
 
 def checkpoint_path(cache_dir: str | Path, dense_id: str) -> Path:
     return Path(cache_dir) / "dense" / f"{dense_id}.pt"
+
+
+def owner(dense_id: str, config_sha256: str, step: int | None = None) -> dict[str, object]:
+    """What a checkpoint records about itself, and what a reader expects to find.
+
+    Args:
+        dense_id: the dense model's id (its file name).
+        config_sha256: sha256 of its dense config (identity.dense_digest).
+        step: the optimizer step of a snapshot (engine/snapshots.py); None for the trained model.
+    """
+    return {"dense_id": dense_id, "config_sha256": config_sha256, "step": step}
+
+
+def _describe(who: object, sha: bool) -> str:
+    if not isinstance(who, dict):
+        return "no recorded owner"
+    step = f" at step {who.get('step')}" if who.get("step") is not None else ""
+    config = f" of config sha256 {who.get('config_sha256')}" if sha else ""
+    return f"dense model {who.get('dense_id')}{step}{config}"
 
 
 def digest(state: Mapping[str, Tensor]) -> str:
@@ -42,29 +63,38 @@ def digest(state: Mapping[str, Tensor]) -> str:
 
 
 def save_state(
-    path: Path, state: Mapping[str, Tensor], info: Mapping[str, Any] | None = None
+    path: Path,
+    state: Mapping[str, Tensor],
+    info: Mapping[str, Any] | None = None,
+    *,
+    owner: Mapping[str, object],
 ) -> None:
     """Write a state dict (plus a small info dict) atomically and durably, with its digest
-    (`store.atomic_write`).
+    and its owner (`store.atomic_write`).
 
     Args:
         path: where the checkpoint goes; its folder must exist.
         state: tensors to save (e.g. model.state_dict()).
         info: numbers to keep alongside (e.g. dense accuracies).
+        owner: whose weights these are (`owner()`); load_state refuses the file for another.
     """
     blob = {"format": FORMAT, "state_dict": dict(state), "info": dict(info or {})}
+    blob["owner"] = dict(owner)
     blob["sha256"] = digest(blob["state_dict"])
     atomic_write(path, lambda f: torch.save(blob, f))
 
 
-def load_state(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+def load_state(
+    path: Path, owner: Mapping[str, object]
+) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
     """Read a checkpoint written by save_state; None (and a warning) if it is unusable.
 
     Args:
         path: the checkpoint.
+        owner: whose weights the caller wants (`owner()`).
     Returns:
         (state dict on CPU, info), or None when the file is missing, truncated, corrupt, of
-        another format, or its tensors do not match their digest.
+        another format, its tensors do not match their digest, or it is another model's.
     """
     if not path.exists():
         return None
@@ -74,10 +104,20 @@ def load_state(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
             raise ValueError(f"not a sweeplab checkpoint of format {FORMAT}")
         if digest(blob["state_dict"]) != blob.get("sha256"):
             raise ValueError("tensor bytes do not match their sha256")
-        return blob["state_dict"], dict(blob["info"])
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is retrained
         _warn(f"checkpoint {path} is unusable ({e}); training it again")
         return None
+    found, wanted = blob.get("owner"), dict(owner)
+    if found != wanted:
+        # The digests are named only when the ids agree (a 12-hex collision or an edited id).
+        ids = [k for k in wanted if k != "config_sha256"]
+        sha = isinstance(found, dict) and all(found.get(k) == wanted[k] for k in ids)
+        _warn(
+            f"checkpoint {path} holds {_describe(found, sha)}, not {_describe(wanted, sha)} "
+            f"(copied or renamed); training {wanted['dense_id']} again"
+        )
+        return None
+    return blob["state_dict"], dict(blob["info"])
 
 
 def _warn(message: str) -> None:
@@ -96,6 +136,8 @@ def get_or_train(
     dense_id: str,
     model: nn.Module,
     train: Callable[[nn.Module], dict[str, float]],
+    *,
+    config_sha256: str,
 ) -> tuple[dict[str, float], str]:
     """Fill `model` with the dense weights for dense_id, training them only if not cached.
 
@@ -103,6 +145,7 @@ def get_or_train(
         cache_dir: folder of the cache.
         dense_id: identity of (data, model, train, seed).
         model: freshly initialized model; loaded or trained in place.
+        config_sha256: sha256 of the dense config (identity.dense_digest), kept in the file.
         train: trains the model in place and returns its dense metrics.
     Returns:
         (dense metrics, "cache" or "trained").
@@ -117,8 +160,9 @@ def get_or_train(
         ) from e
     # One lock per dense model: parallel workers wait rather than train it twice or read a
     # half-written file. The OS releases it when its holder dies, even by kill -9.
+    mine = owner(dense_id, config_sha256)
     with FileLock(str(path) + ".lock"):
-        loaded = load_state(path)
+        loaded = load_state(path, mine)
         if loaded is not None:
             state, info = loaded
             try:
@@ -128,5 +172,5 @@ def get_or_train(
                 _warn(f"checkpoint {path} does not fit the model ({e}); training it again")
         _remove_stale_temps(path)
         info = train(model)
-        save_state(path, model.state_dict(), info)
+        save_state(path, model.state_dict(), info, owner=mine)
         return info, "trained"

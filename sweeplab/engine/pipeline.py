@@ -42,6 +42,7 @@ class RunSpec:
 
     run_id: str
     dense_id: str
+    dense_sha256: str  # identity.dense_digest: recorded in (and checked against) checkpoints
     seed: int
     load_data: Callable[[], Splits]
     build_model: Callable[[Sequence[int], int], nn.Module]
@@ -130,8 +131,9 @@ class Run:
             )  # fmt: skip
 
         return snapshots.snapshot(
-            self.spec.cache_dir, self.spec.dense_id, step, replay, self.device
-        )
+            self.spec.cache_dir, self.spec.dense_id, step, replay, self.device,
+            config_sha256=self.spec.dense_sha256,
+        )  # fmt: skip
 
     def fit(
         self,
@@ -274,7 +276,9 @@ def run(spec: RunSpec) -> Run:
         )
         return {"acc_test": test, "acc_val": val, "train_seconds": time.perf_counter() - t0}
 
-    job.dense_info, source = get_or_train(spec.cache_dir, spec.dense_id, job.model, train_dense)
+    job.dense_info, source = get_or_train(
+        spec.cache_dir, spec.dense_id, job.model, train_dense, config_sha256=spec.dense_sha256
+    )
     job.model.to(device)
     job.dense_state = state_of(job.model)
     # Whatever training consumed, what follows starts from the same RNG state whether the

@@ -14,7 +14,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor, nn
 
-from sweeplab.engine.cache import checkpoint_path, load_state, save_state
+from sweeplab.engine.cache import checkpoint_path, load_state, owner, save_state
 from sweeplab.engine.train import LitClassifier, StepCallback
 
 
@@ -42,6 +42,8 @@ def snapshot(
     step: int,
     replay: Callable[[Capture], None],
     device: torch.device,
+    *,
+    config_sha256: str,
 ) -> Mapping[str, Tensor]:
     """Weights at optimizer step `step` (> 0) of the dense training `dense_id`.
 
@@ -51,15 +53,17 @@ def snapshot(
         step: optimizer step, >= 1.
         replay: runs the dense training from its initialization with the callback given.
         device: where the returned tensors live.
+        config_sha256: sha256 of the dense config (identity.dense_digest), kept in the file.
     Returns:
         The state_dict at that step.
     """
     path = checkpoint_path(cache_dir, dense_id).with_suffix(f".step{step}.pt")
+    mine = owner(dense_id, config_sha256, step)
     with FileLock(str(path) + ".lock"):
-        cached = load_state(path)  # digest-checked; None if missing or damaged
+        cached = load_state(path, mine)  # None if missing, damaged or another model's
         if cached is not None:
             return {k: v.to(device) for k, v in cached[0].items()}
         capture = Capture(step)
         replay(capture)
-        save_state(path, capture.state)
+        save_state(path, capture.state, owner=mine)
         return capture.state

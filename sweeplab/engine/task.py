@@ -11,14 +11,14 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.configs import CONF
-from sweeplab.engine import interrupts
+from sweeplab.engine import claims, interrupts
 from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.results import identity, objectives, store
@@ -104,6 +104,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     return RunSpec(
         run_id=rid,
         dense_id=did,
+        dense_sha256=identity.dense_digest(OmegaConf.to_container(cfg, resolve=True)),
         seed=int(cfg.seed),
         load_data=lambda: instantiate(cfg.data),
         build_model=lambda shape, classes: instantiate(
@@ -147,17 +148,31 @@ def _note_in_manifest(rid: str) -> None:
             f.flush()
 
 
-def execute(cfg: DictConfig) -> ResultRow | None:
-    """Run one composed config; returns its row, or None when it was already finished."""
+def execute(cfg: DictConfig) -> ResultRow | Literal["claimed"] | None:
+    """Run one composed config; returns its row, None when it was already finished, or
+    "claimed" when a live worker of another sweep is running it (engine/claims.py)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rid, did = identity.run_id(resolved), identity.dense_id(resolved)
     results_dir = cfg.paths.results_dir
     labels = _labels(cfg, rid, did)
     _note_in_manifest(rid)
+    store.remove_orphan_temps_once(results_dir, cfg.paths.cache_dir)  # of killed writers
+    skip = f"skip {rid}: already finished ({store.row_path(results_dir, rid)})"
     if store.finished(results_dir, rid):
-        print(f"skip {rid}: already finished ({store.row_path(results_dir, rid)})", flush=True)
+        print(skip, flush=True)
         return None
+    with claims.claim(results_dir, rid) as claim:
+        if not claim.ours:
+            print(f"claimed {rid}: running in {claim.holder} ({claim.path})", flush=True)
+            return "claimed"
+        if store.finished(results_dir, rid):  # by the worker whose claim ended just now
+            print(skip, flush=True)
+            return None
+        return _execute(cfg, resolved, rid, did, labels)
 
+
+def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) -> ResultRow:
+    results_dir = cfg.paths.results_dir
     spec = build_spec(cfg, rid, did)
 
     import torch
@@ -269,11 +284,13 @@ def _task(cfg: DictConfig) -> str | float | list[float]:
     row = execute(cfg)
     if search:
         rid = identity.run_id(OmegaConf.to_container(cfg, resolve=True))
+        if row == "claimed":
+            raise SweeplabError(f"run {rid} is running in another sweep; no value for this trial")
         values = objectives.objectives(
             cfg.paths.results_dir, rid, search.objectives, float(search.max_drop)
         )
         return values[0] if len(values) == 1 else values  # Optuna: a float for one
-    return "skipped" if row is None else "ok"
+    return "skipped" if row is None else "claimed" if row == "claimed" else "ok"
 
 
 if __name__ == "__main__":

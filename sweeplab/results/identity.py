@@ -66,18 +66,23 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def content_id(config: Mapping[str, Any], keys: Iterable[str]) -> str:
-    """Short sha256 of the canonical JSON of config[keys].
+def content_digest(config: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """Full sha256 of the canonical JSON of config[keys].
 
     Args:
         config: the resolved config as plain containers.
         keys: top-level sections that determine the result.
     Returns:
-        12 hex characters.
+        64 hex characters.
     """
     subset = _canonical({k: config.get(k) for k in keys})
     blob = json.dumps(subset, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def content_id(config: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """The first 12 hex characters of content_digest: short enough to name files."""
+    return content_digest(config, keys)[:12]
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -88,3 +93,8 @@ def run_id(config: Mapping[str, Any]) -> str:
 def dense_id(config: Mapping[str, Any]) -> str:
     """Identity of the dense model a run starts from: data, model, train and seed."""
     return content_id(config, DENSE_KEYS)
+
+
+def dense_digest(config: Mapping[str, Any]) -> str:
+    """dense_id in full (64 hex): what a dense checkpoint records as its config."""
+    return content_digest(config, DENSE_KEYS)

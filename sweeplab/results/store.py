@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import tempfile
 from collections.abc import Callable
@@ -34,18 +35,35 @@ def _writer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def open_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty temp file beside path, opened for writing (a file descriptor), named after
+    its writer (`remove_orphan_temps` deletes it once that process has ended).
+
+    Created as open() creates files (mode 0666 less the umask, and the folder's default ACL),
+    not mkstemp's 0600: on a shared results dir collaborators read the rows and checkpoints.
+    """
+    while True:
+        tmp = path.parent / f".{path.name}.{_writer()}.{secrets.token_hex(4)}.tmp"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue  # 32 random bits taken: draw again
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write path through a temp file, fsync and a rename: readers see all of it or nothing.
 
     The temp file, `.<name>.<host>-<pid>.<random>.tmp` beside path, names its writer, so that
-    `remove_orphan_temps` can delete what a writer killed mid-write left behind.
+    `remove_orphan_temps` can delete what a writer killed mid-write left behind. The file gets
+    the permissions any file the user creates gets (the umask).
 
     Args:
         path: the file to write; its folder is created.
         write: writes the content to the open binary file it is given.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=".tmp")
+    fd, tmp = open_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -53,7 +71,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -64,27 +82,45 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def remove_orphan_temps(directory: Path) -> int:
     """Delete the `atomic_write` temp files under directory (at any depth: rows, dense
-    checkpoints) whose writer, a process on this host, has ended (a worker killed mid-write,
-    e.g. by joblib after Ctrl-C); return how many temp files of this host's writers are still
-    alive. Other hosts' files are never touched: their writers may be running (a shared
-    results dir on a cluster)."""
+    checkpoints, claims) whose writer, a process on this host, has ended (a worker killed
+    mid-write, by kill -9 or by joblib after Ctrl-C); return how many temp files of this host's
+    writers are still alive. Other hosts' files are never touched: their writers may be running
+    (a shared results dir on a cluster). Hydra's output folders hold no temp files and are not
+    walked."""
     import psutil
 
     pattern = re.compile(rf"\..+\.{re.escape(socket.gethostname())}-(\d+)\.[^.]+\.tmp")
     alive = 0
-    for tmp in directory.rglob(".*.tmp"):
-        match = pattern.fullmatch(tmp.name)
-        if match is None:
-            continue
-        try:
-            running = psutil.Process(int(match[1])).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            running = False
-        if running:
-            alive += 1
-        else:
-            tmp.unlink(missing_ok=True)
+    for folder, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d != "hydra"]
+        for name in files:
+            match = pattern.fullmatch(name)
+            if match is None:
+                continue
+            try:
+                running = psutil.Process(int(match[1])).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                running = False
+            if running:
+                alive += 1
+            else:
+                (Path(folder) / name).unlink(missing_ok=True)
     return alive
+
+
+_SWEPT: set[Path] = set()
+
+
+def remove_orphan_temps_once(*directories: str | Path) -> None:
+    """`remove_orphan_temps` of each directory, once per process (its first run there): a sweep
+    started after a kill -9 removes the temp files the killed writers left, not only a sweep
+    that aborts. Live writers' files (a concurrent sweep) stay."""
+    folders = sorted({Path(d).resolve() for d in directories})
+    for folder in folders:
+        inside = any(folder != o and folder.is_relative_to(o) for o in folders)
+        if folder not in _SWEPT and not inside and folder.is_dir():
+            remove_orphan_temps(folder)
+        _SWEPT.add(folder)
 
 
 def check_writable(results_dir: str | Path) -> None:
