@@ -45,9 +45,12 @@ bench: setup
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/table_speed.py
 
-# The README's screenshot of the report: drawn by the dashboard's headless-Chromium test.
+# The README's screenshot of the report: drawn by the dashboard's headless-Chromium test, from
+# DOCS_RESULTS (a real results dir: `make docs/report.png DOCS_RESULTS=/tmp/mixed`) or, when
+# empty, from the test's own folder of made-up metrics.
+DOCS_RESULTS ?=
 docs/report.png: setup
-	SWEEPLAB_DOCS_SCREENSHOT=$@ $(BIN)/python -m pytest -q tests/test_dashboard.py -k screenshot
+	SWEEPLAB_DOCS_SCREENSHOT=$@ SWEEPLAB_DOCS_RESULTS=$(DOCS_RESULTS) $(BIN)/python -m pytest -q tests/test_dashboard.py -k screenshot
 
 clean:
 	rm -rf results/runs results/cache results/hydra results/logs results/runs.index.json

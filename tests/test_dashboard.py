@@ -3,7 +3,8 @@ confidence bands, one-line legends with the full config on hover, nothing clippe
 Drawn from the mixed folder of issue 13 (demo, MNIST, iterative, weight rewind).
 
 SWEEPLAB_DOCS_SCREENSHOT=docs/report.png makes the screenshot test write the README's picture
-(`make docs/report.png`)."""
+(`make docs/report.png`); with SWEEPLAB_DOCS_RESULTS=DIR it draws that real results dir instead
+of the test's folder (whose metrics are made up)."""
 
 from __future__ import annotations
 
@@ -152,6 +153,19 @@ def test_pickers_filters_bands_and_one_line_legends(folder: Path, tmp_path: Path
 def test_screenshot_at_1400_px(folder: Path, tmp_path: Path) -> None:
     shot = Path(os.environ.get("SWEEPLAB_DOCS_SCREENSHOT") or tmp_path / "report.png")
     shot.parent.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("SWEEPLAB_DOCS_RESULTS"):  # the README's picture: real runs
+        folder = tmp_path / "real"
+        folder.mkdir()
+        args = [
+            "report",
+            os.environ["SWEEPLAB_DOCS_RESULTS"],
+            "-o",
+            str(folder / "report.html"),
+            "--no-plots",
+            "--title",
+            os.environ.get("SWEEPLAB_DOCS_TITLE", "sweeplab report"),
+        ]
+        assert main(args) == 0
     proc = _chromium(
         [f"--screenshot={shot.resolve()}", f"--window-size={WIDTH},1000", "--hide-scrollbars",
          (folder / "report.html").as_uri()], tmp_path / "profile",
