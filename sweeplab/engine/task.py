@@ -70,7 +70,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     from sweeplab.engine.validate import NODES, check_config
 
     # Keys, types, trainer and paths, before anything is instantiated or loaded.
-    check_config(OmegaConf.to_container(cfg, resolve=True), {g: _choice(g, "") for g in NODES})
+    config: dict = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    check_config(config, {g: _choice(g, "") for g in NODES})
     pruner = instantiate(cfg.pruning)
     schedule = instantiate(cfg.schedule)
     recovery = instantiate(cfg.recovery)
@@ -79,11 +80,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     check_combination(pruner, schedule, recovery)
     from sweeplab.engine.recipe import TrainConfig
 
-    def section(name: str) -> dict:
-        return OmegaConf.to_container(cfg[name], resolve=True)
-
-    train = TrainConfig.of(section("train"), "train").check("train")
-    finetune = TrainConfig.of(section("finetune"), "finetune").check(
+    train = TrainConfig.of(config["train"], "train").check("train")
+    finetune = TrainConfig.of(config["finetune"], "finetune").check(
         "finetune", allow_zero_epochs=True
     )
     trainer = cfg.trainer
