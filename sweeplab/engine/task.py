@@ -266,27 +266,8 @@ def main(cfg: DictConfig) -> str | float | list[float]:
             sys.exit(130)
 
 
-def resolved(cfg: DictConfig) -> dict[str, Any]:
-    """The config with every interpolation resolved; one that cannot be is a SweeplabError
-    naming its key and the interpolation as written."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except OmegaConfBaseException as e:
-        key = str(getattr(e, "full_key", "") or "?")
-        raw: Any = OmegaConf.to_container(cfg, resolve=False)
-        for part in key.split("."):
-            raw = raw.get(part) if isinstance(raw, dict) else None
-        reason = str(getattr(e, "msg", e)).splitlines()[0]
-        raise SweeplabError(
-            f"{key}={raw} cannot be resolved ({reason}); fix the interpolation or give the "
-            "value itself"
-        ) from None
-
-
 def _task(cfg: DictConfig) -> str | float | list[float]:
-    from sweeplab.engine.validate import check_paths
+    from sweeplab.engine.validate import check_paths, resolved
 
     check_paths(resolved(cfg)["paths"])  # before any row is looked for or written
     search = cfg.get("search")

@@ -2,7 +2,7 @@
 
 Every node with a `_target_` (pruning, schedule, recovery, data, model, logger) is checked
 against its target's signature (sweeplab.engine.signatures) before any data is loaded or model
-trained. Works on plain containers (OmegaConf.to_container): no DictConfig reaches here.
+trained. The checks work on plain containers; `resolved` makes them from task.py's DictConfig.
 """
 
 from __future__ import annotations
@@ -106,6 +106,26 @@ def check_search(search: Mapping[str, Any]) -> None:
             f"search.max_drop={drop!r} must be a fraction of accuracy in [0, 1]; "
             "e.g. search.max_drop=0.01 (1 point)"
         )
+
+
+def resolved(cfg: Any) -> dict[str, Any]:
+    """The composed config (a DictConfig) as plain containers, every interpolation resolved;
+    one that cannot be is a SweeplabError naming its key and the interpolation as written."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        key = str(getattr(e, "full_key", "") or "?")
+        raw: Any = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.split("."):
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        reason = str(getattr(e, "msg", e)).splitlines()[0]
+        raise SweeplabError(
+            f"{key}={raw} cannot be resolved ({reason}); fix the interpolation or give the "
+            "value itself"
+        ) from None
 
 
 def check_config(config: Mapping[str, Any], choices: Mapping[str, str]) -> None:

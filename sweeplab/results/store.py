@@ -192,6 +192,9 @@ def read_row(path: Path) -> dict[str, Any]:
     return flatten(row)
 
 
+_NAMED: set[Path] = set()  # row files finished() has warned about in this process
+
+
 def finished(results_dir: str | Path, rid: str) -> bool:
     """True when the run has an ok row (a failed run is retried; a file that is no row is
     named, and the run redone, its new row replacing the file)."""
@@ -205,7 +208,9 @@ def finished(results_dir: str | Path, rid: str) -> bool:
     try:
         return read_row(path).get("status") == "ok"
     except TornRowError as e:
-        warn(f"{path} is not a valid row ({e.problem}); running the run again to replace it")
+        if path not in _NAMED:  # once, though a claimed run asks again
+            _NAMED.add(path)
+            warn(f"{path} is not a valid row ({e.problem}); running the run again to replace it")
         return False
     except OSError:
         return False  # run it again; the new row replaces it
