@@ -13,7 +13,7 @@ import argparse
 import gc
 import sys
 
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, check_new_path
 
 
 def _run(overrides: list[str]) -> int:
@@ -156,6 +156,7 @@ def _export(args: argparse.Namespace) -> int:
     from sweeplab.engine.export_run import export_run
     from sweeplab.engine.row_targets import parse_trusted
 
+    check_new_path(args.out, "OUT", folder=True)  # before the run is rebuilt, not after
     trusted = parse_trusted(args.trusted)
     out = export_run(args.results_dir, args.run_id, args.out, trusted)
     print(f"exported {args.run_id} to {out} (load it with: python {out}/load.py)")

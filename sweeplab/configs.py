@@ -28,11 +28,14 @@ def check_choices(overrides: list[str], conf: Path = CONF) -> None:
             continue
         key, value = arg.lstrip("+~").split("=", 1)
         groups = [root / key for root in roots if (root / key).is_dir()]
-        if "." in key or not groups or any(ch in value for ch in _SWEEP_SYNTAX):
+        hydra_group = key.startswith("hydra/")  # its choices come from plugins as well
+        if "." in key or not (groups or hydra_group) or any(c in value for c in _SWEEP_SYNTAX):
             continue
         choices = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
-        if key.startswith("hydra/"):
+        if hydra_group:
             choices = sorted({*choices, *plugin_choices(key)})
+            if not choices:
+                continue  # not a group Hydra knows: Hydra names it
         for name in value.split(","):
             if name and name != "null" and name not in choices:
                 raise SweeplabError(
@@ -62,9 +65,10 @@ def plugin_choices(group: str) -> list[str]:
 
     Plugins.instance()  # importing the plugins fills the ConfigStore
     try:
-        return [n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)]
+        names = ConfigStore.instance().list(group)
     except OSError:
         return []
+    return [n.removesuffix(".yaml") for n in names if n.endswith(".yaml")]  # not subgroups
 
 
 def experiment_files(overrides: Iterable[str] = ()) -> dict[str, Path]:

@@ -94,9 +94,9 @@ def test_objectives_read_back_from_the_row(tmp_path: Path) -> None:
 def test_a_torn_row_is_named_and_its_run_redone(tmp_path: Path) -> None:
     path = store.write_row(tmp_path, row())
     path.write_text(path.read_text()[:40])  # an interrupted copy, say; sweeplab never writes so
-    with pytest.raises(store.TornRowError, match="abc.json is not a whole JSON row"):
+    with pytest.raises(store.TornRowError, match=r"abc.json is not a valid row \(not whole JSON"):
         store.read_row(path)
     assert not store.finished(tmp_path, "abc")
     path.write_text("[1, 2]")
-    with pytest.raises(store.TornRowError, match=r"\(a JSON list\)"):
+    with pytest.raises(store.TornRowError, match=r"\(a JSON list, not an object\)"):
         store.read_row(path)

@@ -94,7 +94,7 @@ def test_negative_warmup_is_refused() -> None:
     # (warmup as long as training: tests/test_bad_input.py, through the command)
     from sweeplab.errors import SweeplabError
 
-    with pytest.raises(SweeplabError, match="warmup_epochs=-1 must be a number >= 0"):
+    with pytest.raises(SweeplabError, match="warmup_epochs=-1 must be a finite number >= 0"):
         TrainConfig(epochs=10, lr=0.1, warmup_epochs=-1).check("train")
 
 

@@ -79,12 +79,16 @@ class Splits:
 
 
 def carve(
-    x: Tensor, y: Tensor, size: int, seed: int
+    x: Tensor, y: Tensor, size: int, seed: int, key: str = "data.val_size"
 ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """Split (x, y) into (rest, held-out of `size`) by a permutation fixed by seed."""
+    """Split (x, y) into (rest, held-out of `size`) by a permutation fixed by seed.
+
+    `key` is the config key that set the size, named when it leaves either part empty.
+    """
     if not 0 < size < len(x):
         raise SweeplabError(
-            f"validation size {size} must be in (0, {len(x)}); change data.val_size"
+            f"{key} holds out {size} of {len(x)} images; both parts need some: change {key} "
+            f"(1 to {len(x) - 1} images)"
         )
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     keep, held = perm[size:], perm[:size]

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from sweeplab.data.base import Splits, carve
 from sweeplab.data.download import download as fetch
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, check_positive, check_seed
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,14 @@ def load_cifar(
         raise SweeplabError(
             f"data.name={name!r} is not a CIFAR dataset; use one of {list(RELEASES)}"
         )
+    # Checked before any file is read or downloaded; the upper bound needs the data.
+    check_positive("data.val_size", val_size, integer=True, example="5000")
+    check_seed("data.split_seed", split_seed)
     release = RELEASES[name]
     folder = _locate(Path(root).expanduser(), release, download)
     parts = [read_batch(folder / f, release.label_key) for f in release.train]
     x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    (train_x, train_y), (val_x, val_y) = carve(x, y, int(val_size), split_seed)
+    (train_x, train_y), (val_x, val_y) = carve(x, y, val_size, split_seed)
     test_x, test_y = read_batch(folder / release.test, release.label_key)
     train_x, val_x, test_x = _standardize(train_x, val_x, test_x)
     return Splits(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sweeplab.data.base import Splits, carve
-from sweeplab.errors import check_fraction
+from sweeplab.errors import SweeplabError, check_fraction, check_seed
 
 
 def load_digits(
@@ -25,13 +25,21 @@ def load_digits(
 
     val_fraction = check_fraction("data.val_fraction", val_fraction, example="0.1")
     test_fraction = check_fraction("data.test_fraction", test_fraction, example="0.2")
+    if val_fraction + test_fraction >= 1:
+        raise SweeplabError(
+            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no "
+            "training images; keep their sum below 1, e.g. data.val_fraction=0.1"
+        )
+    check_seed("data.split_seed", split_seed)
     bunch = sk_load_digits()
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(bunch.target, dtype=torch.int64)
     n = len(x)
-    (rest_x, rest_y), (test_x, test_y) = carve(x, y, round(n * test_fraction), split_seed)
+    (rest_x, rest_y), (test_x, test_y) = carve(
+        x, y, round(n * test_fraction), split_seed, "data.test_fraction"
+    )
     (train_x, train_y), (val_x, val_y) = carve(
-        rest_x, rest_y, round(n * val_fraction), split_seed + 1
+        rest_x, rest_y, round(n * val_fraction), split_seed + 1, "data.val_fraction"
     )
     return Splits.standardized(
         name, (train_x, train_y), (val_x, val_y), (test_x, test_y), num_classes=10

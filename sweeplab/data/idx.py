@@ -13,7 +13,7 @@ import torch
 
 from sweeplab.data.base import Splits, carve
 from sweeplab.data.download import download as fetch
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, check_positive, check_seed
 
 FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -112,6 +112,9 @@ def load_idx(
         raise SweeplabError(
             f"data.name={name!r} is not an IDX dataset; choose one of {list(SOURCES)}"
         )
+    # Checked before any file is read or downloaded; the upper bound needs the data.
+    check_positive("data.val_size", val_size, integer=True, example="5000")
+    check_seed("data.split_seed", split_seed)
     base = Path(root).expanduser()
     arrays = {k: read_idx(_locate(base, stem, name, download)) for k, stem in FILES.items()}
     for split in ("train", "test"):
@@ -122,7 +125,7 @@ def load_idx(
             )
     x = torch.from_numpy(arrays["train_x"].copy()).float().div_(255).unsqueeze(1)
     y = torch.from_numpy(arrays["train_y"].astype(np.int64))
-    (train_x, train_y), (val_x, val_y) = carve(x, y, int(val_size), split_seed)
+    (train_x, train_y), (val_x, val_y) = carve(x, y, val_size, split_seed)
     test_x = torch.from_numpy(arrays["test_x"].copy()).float().div_(255).unsqueeze(1)
     test_y = torch.from_numpy(arrays["test_y"].astype(np.int64))
     return Splits.standardized(

@@ -40,6 +40,7 @@ def check_combination(pruner: Strategy, schedule: Schedule, recovery: Recovery) 
                 f"recovery={recovery.name} acts on the weights a mask keeps; with "
                 f"pruning={pruner.name} use recovery=finetune, lr_rewind or distill"
             )
+    schedule.check(pruner.sparsity)
     if schedule.needs_target and pruner.sparsity is None:
         raise SweeplabError(f"schedule={schedule.name} needs pruning.sparsity (not threshold mode)")
     if schedule.prunes_during_recovery and recovery.restarts_training:

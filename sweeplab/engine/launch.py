@@ -1,19 +1,114 @@
-"""`sweeplab run`: check the command line, then hand it to Hydra's multirun unchanged."""
+"""`sweeplab run`: check the command line, then hand it to Hydra's multirun unchanged.
+
+What Hydra itself refuses (an override it cannot parse, a key the config lacks, an
+interpolation it cannot resolve) becomes one `sweeplab: error:` line too, exit 2.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 from sweeplab.configs import check_choices
+from sweeplab.errors import SweeplabError
 from sweeplab.results.store import check_writable
 
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+FOLDERS = {"paths.results_dir": "results", "paths.cache_dir": "results/cache"}
 
-def results_dir(overrides: list[str]) -> str:
-    """The results dir a run will write to: the last paths.results_dir override, or results."""
-    found = [
-        a.split("=", 1)[1] for a in overrides if a.lstrip("+").startswith("paths.results_dir=")
-    ]
-    return found[-1] if found else "results"
+
+def parse(overrides: list[str]) -> dict[str, list[Any]]:
+    """Parse every override as Hydra will; returns {key: values} (a sweep gives several).
+
+    Raises SweeplabError naming an override Hydra's grammar refuses.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    found: dict[str, list[Any]] = {}
+    for arg in overrides:
+        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
+            continue  # Hydra's flags and their values (-m, --cfg job), not overrides
+        try:
+            override = parser.parse_overrides([arg])[0]
+        except OverrideParseException as e:
+            reason = str(e).splitlines()[0]
+            raise SweeplabError(
+                f"cannot parse the override {arg} ({reason}); quote values with spaces or "
+                f"special characters, e.g. key='a b' (grammar: {GRAMMAR})"
+            ) from None
+        sweep = override.is_sweep_override()
+        values = list(override.sweep_iterator()) if sweep else [override.value()]
+        found[override.key_or_group] = values
+    return found
+
+
+def _standalone(value: str) -> str | None:
+    """value with its interpolations resolved where that needs no config (oc.env), else None."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return str(OmegaConf.to_container(OmegaConf.create({"v": value}), resolve=True)["v"])
+    except OmegaConfBaseException:
+        return None  # it refers to the config: Hydra resolves it, and names it if it cannot
+
+
+def check_folders(parsed: dict[str, list[Any]]) -> None:
+    """paths.results_dir / paths.cache_dir from the command line: a folder name each, and
+    the results dir writable (Hydra creates its own folder there before any task runs)."""
+    for key, example in FOLDERS.items():
+        for value in parsed.get(key, []):
+            if not isinstance(value, str) or not value.strip():
+                shown = "null" if value is None else repr(value)
+                raise SweeplabError(
+                    f"{key}={shown} is not a folder (an empty one means the filesystem "
+                    f"root); give one, e.g. {key}={example}"
+                )
+            if key == "paths.results_dir":
+                folder = _standalone(value) if "${" in value else value
+                if folder is not None:
+                    check_writable(folder)
+    if "paths.results_dir" not in parsed:
+        check_writable("results")
+
+
+def hydra_error(e: Exception, overrides: list[str]) -> str:
+    """One line for an error Hydra raises while composing the config, naming the override."""
+    text = str(e)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines[0].startswith("Could not override") and e.__cause__ is not None:
+        key = lines[0].split("'")[1]
+        arg = next((a for a in overrides if a.lstrip("+~").split("=", 1)[0] == key), key)
+        return (
+            f"{arg}: the config has no key {key} ({str(e.__cause__).splitlines()[0]}); check "
+            f"the spelling, or add a key the target takes with +{arg}"
+        )
+    if "Available options" in text:  # a group choice that no config file matches
+        listed = [c.strip() for c in text.split("Available options")[1].splitlines()[1:]]
+        choices = [c for c in listed if c and not c.startswith(("Config search", "provider="))]
+        return f"{lines[0]}; choose one of: {', '.join(choices)}"
+    full_key = getattr(e, "full_key", None)
+    if full_key:
+        interpolated = [a for a in overrides if "${" in a] or ["the config"]
+        return (
+            f"{full_key} cannot be resolved ({lines[0]}); fix the interpolation in "
+            f"{', '.join(interpolated)}"
+        )
+    return "; ".join(line.rstrip(".") for line in lines[:3])
+
+
+def _composing(e: BaseException) -> bool:
+    """Whether Hydra raised e composing the config (not a run's own error passing through)."""
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(e, (ConfigCompositionException, OverrideParseException)):
+        return True
+    key = str(getattr(e, "full_key", "") or "")
+    return isinstance(e, OmegaConfBaseException) and key.startswith("hydra.")
 
 
 def launch(overrides: list[str]) -> int:
@@ -23,12 +118,12 @@ def launch(overrides: list[str]) -> int:
         overrides: `sweeplab run`'s arguments, e.g. ["-m", "pruning.sparsity=0.5,0.9"].
     """
     check_choices(overrides)
-    # Hydra creates its output folder under the results dir before any task code runs: check
-    # first, so an unwritable folder is one line, not a traceback.
-    check_writable(results_dir(overrides))
+    check_folders(parse(overrides))
     from sweeplab.engine.task import main as hydra_main
 
     sys.argv = ["sweeplab run", *overrides]
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
     try:
         hydra_main()
     except KeyboardInterrupt:
@@ -37,4 +132,13 @@ def launch(overrides: list[str]) -> int:
             file=sys.stderr,
         )
         return 130
+    except Exception as e:
+        if _composing(e):
+            raise SweeplabError(hydra_error(e, overrides)) from None
+        raise
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
     return 0

@@ -263,9 +263,12 @@ def run(spec: RunSpec) -> Run:
     job = Run(spec, splits, device)
     data_seconds = time.perf_counter() - start
 
-    # A pruner that cannot act on this model says so now, not after dense training.
+    # A pruner, schedule or recovery that cannot act on this model and data says so now, not
+    # after dense training.
     with torch.no_grad():
         spec.pruner.check(job.model, splits.train_x[:2])
+    spec.schedule.check_run(job, spec.recovery)
+    spec.recovery.check_run(job)
 
     def train_dense(model: nn.Module) -> dict[str, float]:
         t0 = time.perf_counter()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sweeplab.errors import SweeplabError, check_positive
+from sweeplab.errors import SweeplabError, check_number, check_positive
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("cosine", "constant", "step")
+# Optional non-negative settings and a value each error shows as its fix.
+PENALTY_EXAMPLES = {"weight_l1": "1e-5", "weight_l2": "1e-5", "bn_l1": "1e-4", "warmup_epochs": "1"}
 
 
 @dataclass
@@ -48,11 +50,15 @@ class TrainConfig:
         return cls(**values)
 
     def check(self, section: str, allow_zero_epochs: bool = False) -> TrainConfig:
-        """Raise SweeplabError naming `section.key` for any invalid value; return self."""
+        """Raise SweeplabError naming `section.key` for any invalid value; return self.
+
+        Everything torch's optimizers or the lr schedule would refuse (or take and diverge on)
+        is refused here, before any data is loaded, naming the key the user set.
+        """
         if not (allow_zero_epochs and self.epochs == 0):
             check_positive(f"{section}.epochs", self.epochs, integer=True)
-        check_positive(f"{section}.batch_size", self.batch_size, integer=True)
-        check_positive(f"{section}.lr", self.lr)
+        check_positive(f"{section}.batch_size", self.batch_size, integer=True, example="128")
+        check_positive(f"{section}.lr", self.lr, example="0.05")
         if self.optimizer not in OPTIMIZERS:
             raise SweeplabError(
                 f"{section}.optimizer={self.optimizer!r} is not one of {list(OPTIMIZERS)}"
@@ -61,14 +67,27 @@ class TrainConfig:
             raise SweeplabError(
                 f"{section}.lr_schedule={self.lr_schedule!r} is not one of {list(LR_SCHEDULES)}"
             )
-        for key in ("weight_l1", "weight_l2", "bn_l1", "weight_decay", "warmup_epochs"):
-            value = getattr(self, key)
-            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
-                raise SweeplabError(f"{section}.{key}={value!r} must be a number >= 0, e.g. 1e-5")
+        # SGD's momentum: a fraction of the last update kept; at 1 or above updates never decay.
+        if check_number(f"{section}.momentum", self.momentum, example="0.9") >= 1:
+            raise SweeplabError(
+                f"{section}.momentum={self.momentum} must be below 1; e.g. {section}.momentum=0.9"
+            )
+        check_number(f"{section}.weight_decay", self.weight_decay, example="5e-4")
+        for key, example in PENALTY_EXAMPLES.items():
+            if getattr(self, key) is not None:
+                check_number(f"{section}.{key}", getattr(self, key), example=example)
         if self.lr_schedule == "step":
-            check_positive(f"{section}.lr_step_epochs", self.lr_step_epochs)
+            check_positive(f"{section}.lr_step_epochs", self.lr_step_epochs, example="30")
             if self.lr_gamma is not None:
-                check_positive(f"{section}.lr_gamma", self.lr_gamma)
+                check_positive(f"{section}.lr_gamma", self.lr_gamma, example="0.1")
+        else:
+            for key in ("lr_step_epochs", "lr_gamma"):
+                if getattr(self, key) is not None:
+                    raise SweeplabError(
+                        f"{section}.{key}={getattr(self, key)} is used by "
+                        f"{section}.lr_schedule=step only, not {self.lr_schedule}; set "
+                        f"{section}.lr_schedule=step or {section}.{key}=null"
+                    )
         if self.warmup_epochs and self.warmup_epochs >= self.epochs > 0:
             raise SweeplabError(
                 f"{section}.warmup_epochs={self.warmup_epochs} is not shorter than "

@@ -46,6 +46,10 @@ class Recovery:
         """Train the pruned model; returns this method's own metrics (often none)."""
         raise NotImplementedError
 
+    def check_run(self, ctx: RunContext) -> None:
+        """Raise SweeplabError if this recovery cannot run on ctx's data; called once the data
+        is loaded, before dense training."""
+
     def steps(self, ctx: RunContext) -> int | None:
         """Optimizer steps of the training that continues from the pruned weights, if any."""
         return ctx.finetune.epochs * ctx.steps_per_epoch(ctx.finetune.batch_size)
@@ -118,16 +122,20 @@ class WeightRewind(Recovery):
     def steps(self, ctx: RunContext) -> None:
         return None
 
+    def check_run(self, ctx: RunContext) -> None:
+        total = ctx.train.epochs * ctx.steps_per_epoch(ctx.train.batch_size)
+        if self.step >= total:
+            raise SweeplabError(
+                f"recovery.step={self.step} is not before the end of dense training ({total} "
+                f"optimizer steps); use recovery.step=0 (initialization) up to {total - 1}"
+            )
+
     def recover(
         self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()
     ) -> Metrics:
         train = ctx.train
-        per_epoch = ctx.steps_per_epoch(train.batch_size)
-        total = train.epochs * per_epoch
-        if self.step >= total:
-            raise SweeplabError(
-                f"recovery.step={self.step} is not before the end of training ({total} steps)"
-            )
+        total = train.epochs * ctx.steps_per_epoch(train.batch_size)
+        self.check_run(ctx)
         ctx.reset_to(ctx.snapshot(self.step))
         # Exactly the T - k steps dense training had left, the lr curve resuming at step k and
         # ending where dense training's ended (open_lth's start_step).
@@ -175,7 +183,7 @@ class Distill(Recovery):
         self.alpha = float(alpha)
         if not 0.0 <= self.alpha <= 1.0:
             raise SweeplabError(f"recovery.alpha={alpha} must lie in [0, 1], e.g. 0.5")
-        self.temperature = float(check_positive("recovery.temperature", temperature))
+        self.temperature = float(check_positive("recovery.temperature", temperature, example="4"))
 
     def recover(
         self, ctx: RunContext, masks: Masks, callbacks: Sequence[pl.Callback] = ()

@@ -41,6 +41,13 @@ class Schedule:
     def __init__(self, name: str | None = None) -> None:
         """Args: name: the config file's name (recorded by task.py, unused here)."""
 
+    def check(self, sparsity: float | None) -> None:
+        """Raise SweeplabError if this schedule cannot reach `sparsity` (before any work)."""
+
+    def check_run(self, ctx: RunContext, recovery: Recovery) -> None:
+        """Raise SweeplabError if this schedule cannot run on ctx's data with `recovery`;
+        called once the data is loaded, before dense training."""
+
     def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
         raise NotImplementedError
 
@@ -101,7 +108,7 @@ class Iterative(Schedule):
     needs_target = True
 
     def __init__(self, rounds: int = 5, name: str | None = None) -> None:
-        self.rounds = int(check_positive("schedule.rounds", rounds, integer=True))
+        self.rounds = int(check_positive("schedule.rounds", rounds, integer=True, example="5"))
 
     def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
         targets = Target.geometric(_final_target(ctx, self.name), self.rounds)
@@ -184,13 +191,45 @@ class Gradual(Schedule):
             raise SweeplabError(f"schedule.end={end} must lie in (schedule.start, 1], e.g. 0.75")
         self.every = int(check_positive("schedule.frequency", frequency, integer=True))
 
+    def _plan(self, total: int) -> tuple[int, int]:
+        """(t0, n): the first pruning step and the number of mask updates in `total` steps."""
+        t0 = round(self.start * total)
+        return t0, max(1, (round(self.end * total) - t0) // self.every)
+
+    def check(self, sparsity: float | None) -> None:
+        if sparsity is not None and self.initial > sparsity:
+            raise SweeplabError(
+                f"schedule.initial_sparsity={self.initial} is above pruning.sparsity={sparsity}; "
+                f"gradual pruning only adds zeros: use schedule.initial_sparsity<={sparsity}"
+            )
+
+    def check_run(self, ctx: RunContext, recovery: Recovery) -> None:
+        total = recovery.steps(ctx)
+        if total is None:  # compatibility.check_combination has refused it
+            return
+        if total == 0:
+            raise SweeplabError(
+                f"schedule=gradual prunes while recovery trains, and finetune.epochs="
+                f"{ctx.finetune.epochs} trains 0 steps; raise it, e.g. finetune.epochs=5"
+            )
+        t0, n = self._plan(total)
+        if t0 + n * self.every > total:
+            fix = (
+                f"lower schedule.frequency (at most {total - t0}) or raise finetune.epochs"
+                if total > t0
+                else "lower schedule.start or raise finetune.epochs"
+            )
+            raise SweeplabError(
+                f"schedule.frequency={self.every}: schedule=gradual reaches pruning.sparsity at "
+                f"step {t0 + n * self.every} but recovery trains {total} steps; {fix}"
+            )
+
     def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
         final = _final_target(ctx, self.name)
         total = recovery.steps(ctx)
         if total is None:
             raise SweeplabError(refusal(self.name, recovery.name))
-        t0 = round(self.start * total)
-        n = max(1, (round(self.end * total) - t0) // self.every)
+        t0, n = self._plan(total)
         callback = GradualPruning(ctx, final, self.initial, t0, n, self.every)
         if t0 == 0:
             callback.on_optimizer_step(None, 0)  # type: ignore[arg-type]  # s_i before step 1

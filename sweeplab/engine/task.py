@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab.configs import CONF
 from sweeplab.engine import claims, interrupts
 from sweeplab.engine.provenance import git_sha, versions
-from sweeplab.errors import SweeplabError, check_positive
+from sweeplab.errors import SweeplabError
 from sweeplab.results import identity, objectives, store
 from sweeplab.results.format import fraction, num
 from sweeplab.results.row import ResultRow
@@ -66,11 +66,12 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
 
 def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     """Instantiate and check every part of the run; raises SweeplabError on bad input."""
-    from sweeplab.engine.latency import check_repeats
     from sweeplab.engine.pipeline import RunSpec
+    from sweeplab.engine.validate import NODES, check_config
 
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise SweeplabError(f"seed={cfg.seed!r} is not an integer; use e.g. seed=0")
+    # Keys, types, trainer and paths, before anything is instantiated or loaded.
+    config: dict = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    check_config(config, {g: _choice(g, "") for g in NODES})
     pruner = instantiate(cfg.pruning)
     schedule = instantiate(cfg.schedule)
     recovery = instantiate(cfg.recovery)
@@ -79,18 +80,13 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     check_combination(pruner, schedule, recovery)
     from sweeplab.engine.recipe import TrainConfig
 
-    def section(name: str) -> dict:
-        return OmegaConf.to_container(cfg[name], resolve=True)
-
-    train = TrainConfig.of(section("train"), "train").check("train")
-    finetune = TrainConfig.of(section("finetune"), "finetune").check(
+    train = TrainConfig.of(config["train"], "train").check("train")
+    finetune = TrainConfig.of(config["finetune"], "finetune").check(
         "finetune", allow_zero_epochs=True
     )
     trainer = cfg.trainer
     threads = trainer.get("threads")
-    if threads is not None:
-        check_positive("trainer.threads", threads, integer=True)
-    elif HydraConfig.initialized():
+    if threads is None and HydraConfig.initialized():
         from sweeplab.engine.resources import threads_per_worker
 
         # Parallel runs share the cores (a joblib worker gets cores // n_jobs, a submitit job
@@ -118,20 +114,13 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         cache_dir=Path(cfg.paths.cache_dir),
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
-        inner_steps=int(check_positive("trainer.inner_steps", trainer.inner_steps, integer=True)),
+        inner_steps=int(trainer.inner_steps),
         logger=logger_factory(name=rid) if logger_factory else None,
         latency=bool(cfg.measure.latency),
-        # Checked only when timed: too few samples give no spread.
-        latency_repeats=(
-            check_repeats("measure.repeats", cfg.measure.repeats) if cfg.measure.latency else 1
-        ),
-        checkpoints=int(  # 0: off
-            cfg.measure.checkpoints
-            and check_positive("measure.checkpoints", cfg.measure.checkpoints, integer=True)
-        ),
-        checkpoint_every=int(
-            check_positive("measure.checkpoint_every", cfg.measure.checkpoint_every, integer=True)
-        ),
+        # Checked only when timed (validate.check_measure): too few samples give no spread.
+        latency_repeats=int(cfg.measure.repeats) if cfg.measure.latency else 1,
+        checkpoints=int(cfg.measure.checkpoints or 0),  # 0: off
+        checkpoint_every=int(cfg.measure.checkpoint_every),
     )
 
 
@@ -278,6 +267,9 @@ def main(cfg: DictConfig) -> str | float | list[float]:
 
 
 def _task(cfg: DictConfig) -> str | float | list[float]:
+    from sweeplab.engine.validate import check_paths, resolved
+
+    check_paths(resolved(cfg)["paths"])  # before any row is looked for or written
     search = cfg.get("search")
     if search:
         objectives.check_objectives(search.objectives)

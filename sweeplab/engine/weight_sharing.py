@@ -58,7 +58,7 @@ class WeightSharing(Recovery):
     needs_masks = True
 
     def __init__(self, bits: int = 5, name: str | None = None) -> None:
-        self.bits = int(check_positive("recovery.bits", bits, integer=True))
+        self.bits = int(check_positive("recovery.bits", bits, integer=True, example="5"))
         if self.bits > 16:
             raise SweeplabError(f"recovery.bits={bits} is more than 16; use 2-8 as Han et al.")
 

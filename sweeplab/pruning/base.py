@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from sweeplab.errors import SweeplabError, check_fraction
+from sweeplab.errors import SweeplabError, check_fraction, check_number
 from sweeplab.pruning.budget import SCOPES, Target, cut, select
 from sweeplab.pruning.masks import prunable_parameters
 from sweeplab.pruning.strategy import Strategy
@@ -55,11 +56,43 @@ class Pruner(Strategy):
         self.scope = scope
         self.name = name or type(self).__name__.lower()
         self.exclude = [str(e) for e in exclude]
-        self.layer_scale = {str(k): float(v) for k, v in (layer_scale or {}).items()}
-        self.threshold = None if threshold is None else float(threshold)
-        self.quality = None if quality is None else float(quality)
+        self.layer_scale = {
+            str(k): check_number(f"pruning.layer_scale.{k}", v, example="0.5")
+            for k, v in (layer_scale or {}).items()
+        }
+        if self.layer_scale and scope != "layer":
+            raise SweeplabError(
+                "pruning.layer_scale needs pruning.scope=layer; set pruning.scope=layer"
+            )
+        self.threshold = None if threshold is None else _finite("pruning.threshold", threshold)
+        self.quality = None if quality is None else _finite("pruning.quality", quality)
         if self.quality is not None and self.quality < 0:
             raise SweeplabError(f"pruning.quality={quality} must be >= 0; Han et al. use ~0.5-2")
+
+    def check(self, model: nn.Module, example_input: Tensor) -> None:
+        """Refuse, before dense training, layers the config names that the model lacks and a
+        sparsity that would prune every prunable weight."""
+        params = prunable_parameters(model, self.exclude)
+        layers = {name.rsplit(".", 1)[0]: w.numel() for name, w in params.items()}
+        unknown = sorted(set(self.layer_scale) - set(layers))
+        if unknown:
+            raise SweeplabError(
+                f"pruning.layer_scale names {unknown}, not prunable layers of model "
+                f"{type(model).__name__}; choose from {sorted(layers)}"
+            )
+        if self.sparsity is None:
+            return
+        n = sum(layers.values())
+        if self.scope == "layer":
+            scales = {k: self.layer_scale.get(k, 1.0) for k in layers}
+            pruned = sum(round(min(self.sparsity * scales[k], 1.0) * m) for k, m in layers.items())
+        else:
+            pruned = round(self.sparsity * n)
+        if pruned >= n:
+            raise SweeplabError(
+                f"pruning.sparsity={self.sparsity} prunes all {n} prunable weights of model "
+                f"{type(model).__name__}; keep some: pruning.sparsity<={(n - 1) / n:.6g}"
+            )
 
     def scores(
         self,
@@ -104,12 +137,31 @@ class Pruner(Strategy):
         params = prunable_parameters(model, self.exclude)
         # No no_grad here: gradient-based criteria differentiate through the model.
         scores = self.scores(model, params, batches, generator)
-        if self.threshold is not None:
-            return cut(scores, self.threshold, existing)
-        if self.quality is not None:
-            taus = {n: self.quality * float(w.detach().float().std()) for n, w in params.items()}
-            return cut(scores, taus, existing)
+        if self.threshold is not None or self.quality is not None:
+            return self._cut(scores, params, existing)
         return select(scores, self.target(target), self.scope, existing, self.layer_scale)
+
+    def _cut(
+        self,
+        scores: dict[str, Tensor],
+        params: dict[str, Tensor],
+        existing: dict[str, Tensor] | None,
+    ) -> dict[str, Tensor]:
+        """Threshold or quality mode's masks; a value that prunes every weight is refused."""
+        tau: float | dict[str, float]
+        if self.quality is None:
+            key, value = "threshold", self.threshold
+            tau = float(self.threshold)  # type: ignore[arg-type]
+        else:
+            key, value = "quality", self.quality
+            tau = {n: self.quality * float(w.detach().float().std()) for n, w in params.items()}
+        masks = cut(scores, tau, existing)
+        if not any(bool(m.any()) for m in masks.values()):
+            raise SweeplabError(
+                f"pruning.{key}={value} prunes every prunable weight of this model; "
+                f"lower pruning.{key}"
+            )
+        return masks
 
     def target(self, target: Target | None) -> Target:
         """`target`, or one step to this pruner's own sparsity."""
@@ -121,3 +173,11 @@ class Pruner(Strategy):
                 "set pruning.sparsity, e.g. pruning.sparsity=0.9"
             )
         return Target.oneshot(self.sparsity)
+
+
+def _finite(key: str, value: object) -> float:
+    """A threshold-mode value as a finite float (inf or nan would prune all or nothing)."""
+    number = float(value)  # type: ignore[arg-type]  # signatures.check_node checked the type
+    if not math.isfinite(number):
+        raise SweeplabError(f"{key}={value} is not a finite number; e.g. {key}=0.5")
+    return number

@@ -66,7 +66,7 @@ class GraSP(Pruner):
     ) -> None:
         super().__init__(sparsity, **kwargs)
         self.n_batches = check_n_batches(n_batches)
-        self.temperature = float(check_positive("pruning.temperature", temperature))
+        self.temperature = float(check_positive("pruning.temperature", temperature, example="200"))
         if batch_norm not in BATCH_NORM_MODES:
             raise SweeplabError(
                 f"pruning.batch_norm={batch_norm!r} is not one of {list(BATCH_NORM_MODES)}; "

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, check_new_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,6 +132,7 @@ def report(
     """
     from sweeplab.results.report import write_report
 
+    check_new_path(output, "-o")  # before any row is read, not after the work
     rows = _rows(sel)
     summary = _summary(sel, rows)
     written = write_report(

@@ -93,3 +93,35 @@ def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(metrics, Mapping):
         flat = {**metrics, **flat}
     return flat
+
+
+# Deepest nesting a row holds (its config sections and metric mappings take a few levels);
+# anything deeper is not a row, and would exhaust the recursion of readers that walk it.
+MAX_DEPTH = 32
+_MAPPINGS = ("config", "metrics", "seconds", "versions")
+
+
+def problem(record: Any) -> str | None:
+    """Why a parsed row file is not a row (None when it is one), in a few words.
+
+    Args:
+        record: what json.loads gave for the file.
+    """
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    if not isinstance(record.get("run_id"), str):
+        return f"run_id={record.get('run_id')!r} is not a text id"
+    version = record.get("schema_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        return f"schema_version={version!r} is not a whole number >= 0"
+    for key in _MAPPINGS:
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"{key} is a JSON {type(record[key]).__name__}, not an object"
+    stack: list[tuple[Any, int]] = [(record, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return None

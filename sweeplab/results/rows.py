@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, warn
 from sweeplab.results import store
 from sweeplab.results.row import SCHEMA_VERSION
 
@@ -72,13 +72,18 @@ def _read_index(path: Path) -> tuple[list[str], dict[str, tuple[list[int], list[
         return [], {}
 
 
-def _parse(path: Path) -> dict[str, Any]:
+def _parse(path: Path) -> dict[str, Any] | None:
+    """The flat row of one file; None, with a warning naming the file, when it is no row."""
     try:
         return flat_row(store.read_row(path))
+    except store.TornRowError as e:
+        warn(
+            f"{path} is not a valid row ({e.problem}); skipped: delete it and run the sweep "
+            "again, which redoes that run"
+        )
     except ValueError as e:
-        raise SweeplabError(
-            f"{path} is not a valid row ({e}); delete it and re-run that run"
-        ) from e
+        warn(f"{path} is not a valid row ({e}); skipped: delete it and re-run that run")
+    return None
 
 
 def load_rows(results_dir: str | Path) -> pd.DataFrame:
@@ -113,12 +118,14 @@ def load_rows(results_dir: str | Path) -> pd.DataFrame:
     names = sorted(stamps)
     if stamps.keys() == cached.keys() and all(cached[n][0] == stamps[n] for n in names):
         return pd.DataFrame([cached[n][1] for n in names], columns=columns)
-    flats = [
-        dict(zip(columns, cached[n][1], strict=False))
+    parsed = {
+        n: dict(zip(columns, cached[n][1], strict=False))
         if n in cached and cached[n][0] == stamps[n]
         else _parse(directory / n)
         for n in names
-    ]
+    }
+    kept = {n: flat for n, flat in parsed.items() if flat is not None}  # files that are rows
+    names, flats = list(kept), list(kept.values())
     columns = list(dict.fromkeys(key for flat in flats for key in flat))
     rows = [[flat.get(c) for c in columns] for flat in flats]
     blob = {"version": INDEX_VERSION, "schema": SCHEMA_VERSION, "columns": columns,

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sweeplab.errors import SweeplabError
-from sweeplab.results.row import SCHEMA_VERSION, ResultRow, flatten
+from sweeplab.errors import SweeplabError, warn
+from sweeplab.results.row import SCHEMA_VERSION, ResultRow, flatten, problem
 
 # `sweeplab reproduce` sets it; engine/task.py appends each job's run id to the file it names.
 MANIFEST_ENV = "SWEEPLAB_MANIFEST"
@@ -156,24 +156,33 @@ def write_row(results_dir: str | Path, row: ResultRow) -> Path:
 
 
 class TornRowError(SweeplabError):
-    """A row file that is not whole JSON: copied in part or edited by hand (never written so)."""
+    """A file in runs/ that is not a row: torn JSON (copied in part), JSON that is not a row
+    object, a folder; never written so by sweeplab."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"{path} is not a valid row ({problem}); delete it and run the sweep again, which "
+            "redoes that run"
+        )
 
 
 def read_row(path: Path) -> dict[str, Any]:
     """Read one row file, flat (core fields and metrics side by side, any schema version).
 
-    Refuses torn files and rows written by a newer schema.
+    Refuses files that are no row (TornRowError) and rows written by a newer schema.
     """
     try:
         row = json.loads(path.read_text())
-        problem = None if isinstance(row, dict) else f"a JSON {type(row).__name__}"
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        problem = str(e)
-    if problem is not None:
-        raise TornRowError(
-            f"{path} is not a whole JSON row ({problem}); delete it and run the sweep again, "
-            "which redoes that run"
-        )
+        raise TornRowError(path, f"not whole JSON: {e}") from None
+    except RecursionError:
+        raise TornRowError(path, "nested too deeply to read") from None
+    except IsADirectoryError:
+        raise TornRowError(path, "a directory") from None
+    wrong = problem(row)
+    if wrong is not None:
+        raise TornRowError(path, wrong)
     version = row.get("schema_version", 0)
     if version > SCHEMA_VERSION:
         raise SweeplabError(
@@ -183,12 +192,25 @@ def read_row(path: Path) -> dict[str, Any]:
     return flatten(row)
 
 
+_NAMED: set[Path] = set()  # row files finished() has warned about in this process
+
+
 def finished(results_dir: str | Path, rid: str) -> bool:
-    """True when the run has an ok row (a failed run is retried)."""
+    """True when the run has an ok row (a failed run is retried; a file that is no row is
+    named, and the run redone, its new row replacing the file)."""
     path = row_path(results_dir, rid)
+    if path.is_dir():
+        raise SweeplabError(
+            f"{path} is a directory where this run's row belongs; move or delete it, then run again"
+        )
     if not path.exists():
         return False
     try:
         return read_row(path).get("status") == "ok"
-    except (TornRowError, OSError):
-        return False  # run it again; the new row replaces the torn one
+    except TornRowError as e:
+        if path not in _NAMED:  # once, though a claimed run asks again
+            _NAMED.add(path)
+            warn(f"{path} is not a valid row ({e.problem}); running the run again to replace it")
+        return False
+    except OSError:
+        return False  # run it again; the new row replaces it

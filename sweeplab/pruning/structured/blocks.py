@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sweeplab.errors import SweeplabError, check_fraction
+from sweeplab.errors import SweeplabError, check_fraction, check_positive
 from sweeplab.pruning.structured.criteria import Batches, StructuredPruner
 from sweeplab.pruning.structured.groups import eval_mode
 
@@ -57,7 +57,7 @@ class BlockRemoval(StructuredPruner):
         self.score, self.include_downsample = score, bool(include_downsample)
         self.exclude = [str(e) for e in exclude]
         self.name = name or "block_removal"
-        self.num_batches = int(num_batches)
+        self.num_batches = int(check_positive("pruning.num_batches", num_batches, integer=True))
 
     def candidates(self, model: nn.Module) -> dict[str, nn.Module]:
         """Removable blocks keyed by module name."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from sweeplab.errors import SweeplabError, check_fraction
+from sweeplab.errors import SweeplabError, check_fraction, check_positive
 from sweeplab.pruning.strategy import Batches, ModelPruner
 from sweeplab.pruning.structured.groups import (
     ROOT_TYPES,
@@ -103,7 +103,7 @@ class ChannelPruner(StructuredPruner):
         self.scope, self.granularity, self.normalize = scope, granularity, normalize
         self.exclude = [str(e) for e in exclude]
         self.name = name or type(self).__name__.lower()
-        self.num_batches = int(num_batches)
+        self.num_batches = int(check_positive("pruning.num_batches", num_batches, integer=True))
 
     def group_scores(
         self,
