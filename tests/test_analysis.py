@@ -256,11 +256,12 @@ def test_index_is_reused_and_follows_changes(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(fresh.sort_index(), again.sort_index(), check_like=True)
 
 
-def test_bad_row_file_is_named(tmp_path: Path) -> None:
+def test_bad_row_file_is_named_and_the_rest_load(tmp_path: Path, capsys) -> None:
     write_rows(tmp_path, strategies=("random",), sparsities=(0.5,), seeds=(0,))
     (store.runs_dir(tmp_path) / "broken.json").write_text("{not json")
-    with pytest.raises(SweeplabError, match="broken.json is not a"):
-        load_rows(tmp_path)
+    rows = load_rows(tmp_path)
+    assert "broken.json is not a" in capsys.readouterr().err
+    assert len(rows) == 1 and "broken" not in set(rows["run_id"])
 
 
 def test_table_command_formats_and_messages(tmp_path: Path, capsys) -> None:
