@@ -70,3 +70,23 @@ def test_dense_labels_split_only_where_the_dense_recipe_varies() -> None:
     series, dense = card_labels(rows, ["data", "model"])
     assert series == ["r [train.epochs=5]", "r [train.epochs=10]", "r"]
     assert dense == ["dense [train.epochs=5]", "dense [train.epochs=10]", "dense"]
+
+
+def test_a_config_key_shows_only_where_it_tells_series_apart() -> None:
+    """A real mixed folder (demo with finetune.epochs=10, then default runs with 5): only the
+    one-shot finetune series differ in finetune.epochs, so only their labels carry it (a
+    weight-rewind run does not even use it). Before: every label of the strategy carried it."""
+    rows = pd.DataFrame({
+        "data": ["digits"] * 5, "model": ["mlp"] * 5, "strategy": ["g"] * 5,
+        "schedule": ["iterative", "iterative", "oneshot", "oneshot", "oneshot"],
+        "recovery": ["finetune", "weight_rewind", "finetune", "finetune", "weight_rewind"],
+        "finetune.epochs": [5, 5, 5, 10, 5], "train.epochs": [10] * 5,
+    })  # fmt: skip
+    series, _ = card_labels(rows, ["data", "model"])
+    assert series == [
+        "g [iterative, finetune]",
+        "g [iterative, weight_rewind]",
+        "g [oneshot, finetune, finetune.epochs=5]",
+        "g [oneshot, finetune, finetune.epochs=10]",
+        "g [oneshot, weight_rewind]",
+    ]

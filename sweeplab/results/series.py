@@ -148,11 +148,35 @@ def card_labels(ok: pd.DataFrame, groups: list[str]) -> tuple[list[str], list[st
         keys = series_keys(card, groups, within, dense=False)
         for part in card.groupby("strategy", dropna=False, sort=False).indices.values():
             rows = card.iloc[part]
-            shown = shown_keys(rows, keys)
-            series[at[part]] = labels(rows, rows["strategy"].astype(str), shown, names)
+            for sub, shown in _per_series(rows, shown_keys(rows, keys)):
+                series[at[part[sub]]] = labels(
+                    rows.iloc[sub], rows["strategy"].iloc[sub].astype(str), shown, names
+                )
         dense_keys = shown_keys(card, series_keys(card, groups, groups, dense=True))
         dense[at] = labels(card, [DENSE] * len(card), dense_keys, names)
     return list(series), list(dense)
+
+
+def _per_series(rows: pd.DataFrame, shown: list[str]) -> list[tuple[np.ndarray, list[str]]]:
+    """Label columns for every row of a strategy; a config key only where it tells apart
+    series that the label columns leave together (`[iterative, weight_rewind]` carries no
+    finetune.epochs because only the one-shot finetune series differ in it).
+
+    Returns:
+        (positions in rows, the keys their labels show), covering every row once.
+    """
+    columns = [k for k in shown if "." not in k]
+    config = [k for k in shown if "." in k]
+    if not config:
+        return [(np.arange(len(rows)), shown)]
+    if not columns:
+        return [(np.arange(len(rows)), shown_keys(rows, config))]
+    out = []
+    for sub in rows.groupby(columns, dropna=False, sort=False).indices.values():
+        part = rows.iloc[sub]
+        varying = [k for k in config if part[k].nunique(dropna=False) > 1]
+        out.append((sub, [*columns, *shown_keys(part, varying)]))
+    return out
 
 
 def value_label(value: Any) -> str:
