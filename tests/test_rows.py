@@ -82,7 +82,7 @@ def test_load_rows_is_lazy_and_results_never_import_torch() -> None:
     code = (
         "import sys, importlib, pkgutil, sweeplab, sweeplab.results as r\n"
         "assert 'pandas' not in sys.modules\n"
-        "assert sweeplab.load_rows is importlib.import_module('sweeplab.results.rows').load_rows\n"
+        "assert sweeplab.load_rows is importlib.import_module('sweeplab.results.api').load_rows\n"
         "for m in pkgutil.iter_modules(r.__path__):\n"
         "    importlib.import_module(f'sweeplab.results.{m.name}')\n"
         "bad = {'torch', 'pytorch_lightning', 'lightning'} & set(sys.modules)\n"

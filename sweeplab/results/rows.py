@@ -1,7 +1,7 @@
 """The one row reader: a results dir's rows as one DataFrame, one column per core field, metric
 and config key, kept fast by a flat-row index (runs.index.json).
 
-Also `sweeplab.load_rows` for notebooks. pandas only: `sweeplab table` never imports torch.
+`sweeplab.load_rows` (results/api.py) adds the table filter for notebooks. pandas only: `sweeplab table` never imports torch.
 """
 
 from __future__ import annotations
