@@ -163,6 +163,26 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_wandb_log(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "wandb-log",
+        help="log a results dir's finished rows to W&B, one W&B run per row, each row once per "
+        "project (rows a logger=wandb run logged are skipped)",
+    )
+    p.add_argument("results_dir", nargs="?", default="results", help="default: results")
+    p.add_argument("--where", action="append", default=[], help="key=value filter (repeatable)")
+    p.add_argument("--project", default="sweeplab", help="W&B project (default sweeplab)")
+    p.set_defaults(handler=_wandb_log)
+
+
+def _wandb_log(args: argparse.Namespace) -> int:
+    from sweeplab.results.wandb import log_rows
+
+    logged, skipped = log_rows(args.results_dir, args.where, args.project)
+    print(f"wandb: {logged} row(s) logged to project {args.project}, {skipped} logged before")
+    return 0
+
+
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
@@ -235,6 +255,7 @@ def parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_export(sub)
     _add_reproduce(sub)
+    _add_wandb_log(sub)
     return p
 
 

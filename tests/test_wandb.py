@@ -63,6 +63,7 @@ def read_run(path: Path) -> dict[str, Any]:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "run":
             out["tags"], out["group"] = list(rec.run.tags), rec.run.run_group
+            out["name"], out["id"] = rec.run.display_name, rec.run.run_id
     return out
 
 
@@ -114,8 +115,12 @@ def test_sweep_with_wandb_logger_writes_offline_runs_holding_the_row(tmp_path: P
         assert run["config"]["finetune.epochs"] == 1 and run["config"]["pruning.sparsity"] == 0.5
         assert {row["strategy"], "oneshot", "finetune"} <= set(run["tags"])
         assert run["group"].startswith("sweep-")  # both runs of this multirun in one group
+        assert run["id"] == row["run_id"]
+        assert run["name"] == f"{row['strategy']}-s0.5-seed0"  # readable; the id is the hash
         assert {"history", "exit"} <= run["kinds"]
     assert len({r["group"] for r in runs}) == 1
+    backfill = sweeplab(["wandb-log", str(res)], cwd=tmp_path, env=wandb_env(tmp_path))
+    assert "0 row(s) logged to project sweeplab, 2 logged before" in backfill.stdout  # once
     tables = list(
         (res / "wandb").glob("offline-run-*/files/media/table/layer_sparsity_table_*.json")
     )
@@ -142,3 +147,32 @@ def test_report_wandb_logs_tables_and_curves_offline(tmp_path: Path) -> None:
     assert logged["pareto"] == logged["best_within_delta"] == "table-file"
     assert logged["acc_vs_compression/digits/mlp_table"] == "table-file"  # the line_series chart
     assert logged["tables_markdown"] == "html-file"
+
+
+def test_wandb_log_backfills_finished_rows_once_with_readable_names(tmp_path: Path) -> None:
+    """A finished sweep re-run with logger=wandb logs nothing (its runs are skipped):
+    `sweeplab wandb-log` logs the existing rows, once per project; names are readable, the
+    W&B id is the run id."""
+    from sweeplab.results.wandb import run_name
+
+    res = tmp_path / "res"
+    write_rows(res, strategies=("global_magnitude",), sparsities=(0.9,), seeds=(0, 1))
+    env = wandb_env(tmp_path)
+    first = sweeplab(["wandb-log", str(res)], cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2 row(s) logged to project sweeplab, 0 logged before" in first.stdout
+    files = sorted((res / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 2
+    runs = [read_run(f) for f in files]
+    ids = {f.stem.removeprefix("run-") for f in files}
+    assert ids == {r["summary"]["run_id"] for r in runs} == {r["id"] for r in runs}
+    assert {r["name"] for r in runs} == {
+        "global_magnitude-s0.9-seed0",
+        "global_magnitude-s0.9-seed1",
+    }
+    again = sweeplab(["wandb-log", str(res)], cwd=tmp_path, env=env)
+    assert "0 row(s) logged to project sweeplab, 2 logged before" in again.stdout
+    assert len(sorted((res / "wandb").glob("offline-run-*/run-*.wandb"))) == 2
+    row = {"strategy": "global_magnitude", "sparsity_requested": 0.9, "seed": 0, "run_id": "ab"}
+    assert run_name(row) == "global_magnitude-s0.9-seed0"
+    assert run_name({**row, "run_id": "ab-r2"}) == "global_magnitude-s0.9-seed0-r2"

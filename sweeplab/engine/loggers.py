@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweeplab.results.wandb import sync_hint, wandb_mode
+from sweeplab.results.wandb import mark_logged, run_name, sync_hint, wandb_mode
 
 # W&B refuses tags longer than this.
 _TAG_MAX = 64
@@ -39,6 +39,7 @@ def _hydra_context() -> tuple[str | None, list[str]]:
 
 def wandb_logger(
     name: str,
+    title: str | None = None,
     project: str = "sweeplab",
     save_dir: str = ".",
     group: str | None = None,
@@ -48,7 +49,8 @@ def wandb_logger(
     """A Lightning WandbLogger for one run; offline unless an API key is configured.
 
     Args:
-        name: the W&B run name (sweeplab's run_id).
+        name: sweeplab's run_id: the W&B run id.
+        title: the W&B display name (run_name: `global_magnitude-s0.9-seed0`); default name.
         project: W&B project.
         save_dir: folder for W&B's local files (W&B adds wandb/ inside).
         group: W&B group (default: the experiment, else one group per multirun).
@@ -62,7 +64,8 @@ def wandb_logger(
     all_tags = sorted({str(t)[:_TAG_MAX] for t in [*(tags or []), *hydra_tags]})
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(
-        name=name,
+        name=title or name,
+        id=name,
         project=project,
         save_dir=save_dir,
         mode=wandb_mode(),
@@ -70,6 +73,16 @@ def wandb_logger(
         tags=all_tags,
         **kwargs,
     )
+
+
+def make_logger(factory: Any, run_id: str, labels: dict[str, Any]) -> Any:
+    """The run's Lightning logger from a `logger=` factory (a functools.partial), or None;
+    W&B gets the run id as its id and a readable name."""
+    if factory is None:
+        return None
+    if getattr(factory, "func", None) is wandb_logger:
+        return factory(name=run_id, title=run_name(labels))
+    return factory(name=run_id)
 
 
 def _is_wandb(logger: Any) -> bool:
@@ -129,5 +142,8 @@ def log_result(logger: Any, row: Any) -> None:
         hint = sync_hint(wandb_run)
         # Each run is its own W&B run: finish it so the next job in this process starts anew.
         wandb_run.finish()
+        results_dir = (row.config.get("paths") or {}).get("results_dir")
+        if results_dir:  # a backfill (`sweeplab wandb-log`) then skips this row
+            mark_logged(results_dir, wandb_run.project, row.run_id)
         if hint:
             print(f"wandb: offline run saved; upload it with: {hint}", flush=True)

@@ -78,6 +78,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     from sweeplab.engine.compatibility import check_combination
 
     check_combination(pruner, schedule, recovery)
+    from sweeplab.engine.loggers import make_logger
     from sweeplab.engine.recipe import TrainConfig
 
     train = TrainConfig.of(config["train"], "train").check("train")
@@ -115,7 +116,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
         inner_steps=int(trainer.inner_steps),
-        logger=logger_factory(name=rid) if logger_factory else None,
+        logger=make_logger(logger_factory, rid, _labels(cfg, rid, did)),
         latency=bool(cfg.measure.latency),
         # Checked only when timed (validate.check_measure): too few samples give no spread.
         latency_repeats=int(cfg.measure.repeats) if cfg.measure.latency else 1,

@@ -1,4 +1,5 @@
-"""W&B for results: the logging mode every W&B run uses, and the report logged as one W&B run.
+"""W&B for results: the logging mode every W&B run uses, readable run names, logging existing
+rows (`sweeplab wandb-log`: once per row and project), and the report logged as one W&B run.
 
 wandb is imported only inside the functions that log.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,67 @@ def wandb_mode() -> str:
     except OSError:
         in_netrc = False
     return "online" if os.environ.get("WANDB_API_KEY") or in_netrc else "offline"
+
+
+def run_name(row: Mapping[str, Any]) -> str:
+    """A W&B display name a reader can scan: `global_magnitude-s0.9-seed0` (`-r2` for a
+    round's row); the W&B run id stays sweeplab's run id."""
+    name = f"{row.get('strategy', '?')}"
+    sparsity = row.get("sparsity_requested")
+    if isinstance(sparsity, (int, float)) and not isinstance(sparsity, bool):
+        name += f"-s{sparsity:g}"
+    name += f"-seed{row.get('seed', '?')}"
+    rid = str(row.get("run_id", ""))
+    return name + (f"-{rid.rsplit('-', 1)[1]}" if "-r" in rid else "")
+
+
+def logged_marker(results_dir: str | Path, project: str, run_id: str) -> Path:
+    """The file that says a run's row was logged to a W&B project (one file per run, so
+    parallel workers never write one ledger)."""
+    return Path(results_dir) / "wandb" / "logged" / project / run_id
+
+
+def mark_logged(results_dir: str | Path, project: str, run_id: str) -> None:
+    marker = logged_marker(results_dir, project, run_id)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def log_rows(
+    results_dir: str | Path, where: Sequence[str] = (), project: str = "sweeplab"
+) -> tuple[int, int]:
+    """Log the finished rows of a results dir to W&B, one W&B run per row (id = run id,
+    readable name, the experiment as group, strategy / schedule / recovery as tags, the config
+    flattened, the row in the summary), skipping rows already logged to this project (by
+    `logger=wandb` or an earlier call). Returns (logged, skipped)."""
+    import wandb
+
+    from sweeplab.results import store
+    from sweeplab.results.filters import filter_rows
+    from sweeplab.results.rows import flatten_config, load_rows
+
+    rows = filter_rows(load_rows(results_dir), list(where))
+    ok = rows[rows["status"] == "ok"]
+    logged = skipped = 0
+    for rid in ok["run_id"]:
+        if logged_marker(results_dir, project, rid).exists():
+            skipped += 1
+            continue
+        row = store.read_row(store.row_path(results_dir, rid))
+        config = row.pop("config", None) or {}
+        summary = {k: v for k, v in row.items() if k not in ("versions", "seconds")}
+        run = wandb.init(
+            project=project, id=rid, name=run_name(row), group=str(row.get("experiment")),
+            tags=sorted({str(row[k])[:64] for k in ("strategy", "schedule", "recovery") if
+                         row.get(k)}),
+            config={k: v for k, v in flatten_config(config).items() if k != "logger"},
+            mode=wandb_mode(), dir=str(results_dir), job_type="backfill", reinit="finish_previous",
+        )  # fmt: skip
+        run.summary.update(summary)
+        run.finish()
+        mark_logged(results_dir, project, rid)
+        logged += 1
+    return logged, skipped
 
 
 def sync_hint(run: Any) -> str | None:
