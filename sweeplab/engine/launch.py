@@ -111,6 +111,17 @@ def _composing(e: BaseException) -> bool:
     return isinstance(e, OmegaConfBaseException) and key.startswith("hydra.")
 
 
+def _working_folder_importable() -> None:
+    """A user's model module in the working folder imports (model._target_=tinynet.TinyNet),
+    as under `python -m`, here and in launcher workers (they inherit PYTHONPATH)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if cwd not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [cwd, *paths] if p)
+
+
 def launch(overrides: list[str]) -> int:
     """Run one config or a sweep with Hydra; returns the exit code (130 after Ctrl-C).
 
@@ -122,6 +133,7 @@ def launch(overrides: list[str]) -> int:
     from sweeplab.engine.task import main as hydra_main
 
     sys.argv = ["sweeplab run", *overrides]
+    _working_folder_importable()
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
     try:

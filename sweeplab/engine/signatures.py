@@ -21,6 +21,11 @@ from sweeplab.errors import SweeplabError
 
 def locate(path: object, key: str) -> Callable[..., Any]:
     """The callable a `_target_` import path names, or a SweeplabError naming `key._target_`."""
+    if path == "???":  # a group file that leaves its target to the user (model=custom)
+        raise SweeplabError(
+            f"{key}._target_ is not set; name your class, e.g. {key}._target_=mypkg.Net "
+            "(importable from the working folder or PYTHONPATH)"
+        )
     module, _, name = str(path).rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
@@ -180,6 +185,18 @@ def _children(value: Any, key: str) -> list[tuple[str, Mapping[str, Any]]]:
     if items and all(is_node(v) for _, v in items):
         return [(f"{key}.{k}", v) for k, v in items]
     return []
+
+
+def supplied_arguments(node: Mapping[str, Any], **values: Any) -> dict[str, Any]:
+    """Of the arguments a run supplies (a model's input_shape, num_classes), those the node's
+    target takes: a user's model need not declare what it does not use."""
+    params, _, open_ended = _signature(locate(node["_target_"], "model"))
+    return {k: v for k, v in values.items() if open_ended or k in params}
+
+
+def target_name(node: Mapping[str, Any]) -> str:
+    """The class (or function) name of a node's `_target_`: a custom model's label."""
+    return str(node.get("_target_", "?")).rpartition(".")[2]
 
 
 def check_node(

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab.configs import CONF
 from sweeplab.engine import claims, interrupts
 from sweeplab.engine.provenance import git_sha, versions
+from sweeplab.engine.signatures import supplied_arguments, target_name
 from sweeplab.errors import SweeplabError
 from sweeplab.results import identity, objectives, store
 from sweeplab.results.format import fraction, num
@@ -40,7 +41,7 @@ def _labels(cfg: DictConfig, rid: str, did: str) -> dict[str, Any]:
         "dense_id": did,
         "experiment": _choice("experiment", "adhoc"),
         "data": str(cfg.data.get("name", _choice("data", "?"))),
-        "model": str(cfg.model.get("name", _choice("model", "?"))),
+        "model": str(cfg.model.get("name") or target_name(cfg.model)),
         "strategy": str(cfg.pruning.get("name", _choice("pruning", "?"))),
         "scope": str(cfg.pruning.get("scope", "global")),
         "schedule": str(cfg.schedule.get("name", _choice("schedule", "?"))),
@@ -105,7 +106,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         seed=int(cfg.seed),
         load_data=lambda: instantiate(cfg.data),
         build_model=lambda shape, classes: instantiate(
-            cfg.model, input_shape=list(shape), num_classes=classes
+            cfg.model,
+            **supplied_arguments(config["model"], input_shape=list(shape), num_classes=classes),
         ),
         train=train,
         finetune=finetune,
