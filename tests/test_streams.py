@@ -20,7 +20,8 @@ from sweeplab.engine.task import build_spec
 from sweeplab.pruning.budget import Target
 from sweeplab.pruning.masks import prunable_parameters
 
-MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+# Every model file but custom (it names no class: a user gives one).
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem != "custom")
 SHAPES = {"lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "mlp": (1, 8, 8)}  # else CIFAR's
 
 
