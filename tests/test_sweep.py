@@ -122,3 +122,19 @@ def test_a_bad_cell_fails_alone_and_the_sweep_says_so(tmp_path: Path, cli) -> No
     assert "failed: pruning.sparsity=1.5" in proc.stderr and "outside [0, 1)" in proc.stderr
     rows = [store.read_row(p) for p in rows_in(tmp_path / "res")]
     assert sorted(r["sparsity_requested"] for r in rows) == [0.5, 0.9]
+
+
+def test_every_hydra_job_folder_keeps_its_config(swept) -> None:
+    """Hydra's per-job folders were created empty (output_subdir: null): each now holds
+    Hydra's usual .hydra/ files, the job's overrides matching one of the rows."""
+    import yaml
+
+    res, _, _ = swept
+    jobs = sorted(p for p in (res / "hydra").glob("*/*") if p.is_dir())
+    assert len(jobs) == 24  # two sweeps of 12 jobs
+    rows = {(r["strategy"], r["sparsity_requested"]) for r in map(store.read_row, rows_in(res))}
+    for job in jobs:
+        files = {p.name for p in (job / ".hydra").iterdir()}
+        assert files == {"config.yaml", "hydra.yaml", "overrides.yaml"}, job
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        assert (config["pruning"]["name"], config["pruning"]["sparsity"]) in rows
