@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, rows_in
+from conftest import FAST, rows_in, sweeplab
 from sweeplab.configs import check_choices
 from sweeplab.errors import SweeplabError
 from test_analysis import write_rows
@@ -129,3 +129,19 @@ def test_truncated_gz_in_a_run(tiny_idx, tmp_path: Path, cli) -> None:
 def test_table_on_empty_dir_says_so(tmp_path: Path, cli) -> None:
     proc = cli(["table", str(tmp_path)], cwd=tmp_path)
     assert proc.returncode == 2 and "has no runs/ folder" in proc.stderr
+
+
+def test_shell_completion_query_completes_groups(tmp_path: Path) -> None:
+    """`sweeplab run -sc install=bash` prints a script that calls `sweeplab -sc query=bash`
+    with COMP_LINE holding `sweeplab run ...`; that query failed before (issue 15)."""
+    install = sweeplab(["run", "-sc", "install=bash"], cwd=tmp_path)
+    assert install.returncode == 0 and "-sc query=bash" in install.stdout
+    for line, expected in (
+        ("sweeplab run pruning=", {"pruning=random", "pruning=global_magnitude"}),
+        ("sweeplab run model=", {"model=lenet5", "model=custom"}),
+        ("sweeplab run data=mnist model=l", {"model=lenet5", "model=lenet300"}),
+    ):
+        env = {"COMP_LINE": line, "COMP_POINT": str(len(line))}
+        proc = sweeplab(["-sc", "query=bash"], cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert expected <= set(proc.stdout.split()), (line, proc.stdout)
