@@ -70,3 +70,15 @@ def test_existing_path_is_refused(tmp_path: Path) -> None:
         export_model(LeNet5((1, 28, 28), 10), torch.randn(1, 1, 28, 28), tmp_path, sparse=False)
     with pytest.raises(SweeplabError, match="has no load.py"):
         load_exported(tmp_path)
+
+
+def test_export_holds_no_data_beyond_its_sample(tmp_path: Path) -> None:
+    """The sample input was a slice of the training tensor, a view of all of it, and the
+    program saved that whole storage: 173 MB for a structured MNIST model (issue 15)."""
+    torch.manual_seed(0)
+    model = LeNet5((1, 28, 28), 10).eval()
+    train_x = torch.randn(20_000, 1, 28, 28)  # 63 MB, as a training split would be
+    out = export_model(model, train_x[:2], tmp_path / "lenet5", sparse=False)
+    weights = sum(p.numel() * 4 for p in model.state_dict().values())
+    size = (out / "model.pt2").stat().st_size
+    assert size < weights + 2_000_000, f"model.pt2 is {size / 1e6:.1f} MB"

@@ -108,7 +108,9 @@ def export_model(
     if out.exists():
         raise SweeplabError(f"export path {out} already exists; choose a new path or delete it")
     cpu = plain_copy(model).cpu().eval()
-    x = example_input.detach().cpu()
+    # A copy: a slice of the training tensor is a view of all of it, and torch.export saves a
+    # traced input's whole storage (a 173 MB model.pt2 for a structured MNIST model).
+    x = example_input.detach().cpu().clone()
     # Batch 2 or more: torch.export specializes a dimension traced at size 1.
     x = x.repeat(2, *([1] * (x.dim() - 1))) if len(x) < 2 else x
     dynamic = ({0: torch.export.Dim.DYNAMIC},)
