@@ -22,14 +22,19 @@ SUPPLIED = {"model": ("input_shape", "num_classes"), "logger": ("name",)}
 NODES = ("pruning", "schedule", "recovery", "data", "model", "logger")
 
 
+def check_known(section: str, values: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    """Refuse a key of a section that the run does not read (a typo would be ignored)."""
+    for name in values:
+        if name not in keys:
+            raise SweeplabError(
+                f"{section}.{name} is not a {section} setting; remove it or use one of "
+                f"{list(keys)}"
+            )
+
+
 def check_trainer(trainer: Mapping[str, Any]) -> None:
     """The trainer section: known keys, one CPU or CUDA device, positive thread counts."""
-    for name in trainer:
-        if name not in TRAINER_KEYS:
-            raise SweeplabError(
-                f"trainer.{name} is not a trainer setting; remove it or use one of "
-                f"{list(TRAINER_KEYS)}"
-            )
+    check_known("trainer", trainer, TRAINER_KEYS)
     accelerator = trainer.get("accelerator")
     if accelerator not in ACCELERATORS:
         raise SweeplabError(
@@ -57,12 +62,7 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
 
 def check_measure(measure: Mapping[str, Any]) -> None:
     """The measure section: known keys, a true/false latency, positive counts."""
-    for name in measure:
-        if name not in MEASURE_KEYS:
-            raise SweeplabError(
-                f"measure.{name} is not a measure setting; remove it or use one of "
-                f"{list(MEASURE_KEYS)}"
-            )
+    check_known("measure", measure, MEASURE_KEYS)
     if "latency" in measure and not isinstance(measure["latency"], bool):
         raise SweeplabError(
             f"measure.latency={measure['latency']!r} is not true or false; "
