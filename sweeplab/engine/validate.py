@@ -27,8 +27,7 @@ def check_known(section: str, values: Mapping[str, Any], keys: tuple[str, ...]) 
     for name in values:
         if name not in keys:
             raise SweeplabError(
-                f"{section}.{name} is not a {section} setting; remove it or use one of "
-                f"{list(keys)}"
+                f"{section}.{name} is not a {section} setting; remove it or use one of {list(keys)}"
             )
 
 
