@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import re
 import sys
 
 from sweeplab.errors import SweeplabError, check_new_path
@@ -22,20 +20,6 @@ def _run(overrides: list[str]) -> int:
     from sweeplab.engine.launch import launch
 
     return launch(overrides)
-
-
-def _complete(argv: list[str]) -> int:
-    """Hydra's shell completion for `sweeplab run`: the script `sweeplab run -sc install=bash`
-    prints calls `sweeplab -sc query=bash` with COMP_LINE `sweeplab run ...`; Hydra reads the
-    line after the program's name, so the `run` goes too."""
-    line = os.environ.get("COMP_LINE")
-    if line:
-        stripped = re.sub(r"^(\S+\s+)run(\s|$)", r"\1", line)
-        os.environ["COMP_POINT"] = str(
-            max(0, int(os.environ.get("COMP_POINT", len(line))) - (len(line) - len(stripped)))
-        )
-        os.environ["COMP_LINE"] = stripped
-    return _run(argv)
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -280,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["run"]:
             return _run(argv[1:])
-        if argv[:1] in (["-sc"], ["--shell-completion"]):
-            return _complete(argv)
+        if argv[:1] in (["-sc"], ["--shell-completion"]):  # what the completion script calls
+            from sweeplab.engine.launch import complete
+
+            return complete(argv)
         args = parser().parse_args(argv)
         return args.handler(args)
     except SweeplabError as e:

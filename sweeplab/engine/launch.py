@@ -7,6 +7,7 @@ interpolation it cannot resolve) becomes one `sweeplab: error:` line too, exit 2
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -109,6 +110,19 @@ def _composing(e: BaseException) -> bool:
         return True
     key = str(getattr(e, "full_key", "") or "")
     return isinstance(e, OmegaConfBaseException) and key.startswith("hydra.")
+
+
+def complete(argv: list[str]) -> int:
+    """Hydra's shell completion for `sweeplab run`: the script `sweeplab run -sc install=bash`
+    prints calls `sweeplab -sc query=bash` with COMP_LINE `sweeplab run ...`; Hydra reads the
+    line after the program's name, so the `run` goes too."""
+    line = os.environ.get("COMP_LINE")
+    if line:
+        stripped = re.sub(r"^(\S+\s+)run(\s|$)", r"\1", line)
+        point = int(os.environ.get("COMP_POINT", len(line)))
+        os.environ["COMP_POINT"] = str(max(0, point - (len(line) - len(stripped))))
+        os.environ["COMP_LINE"] = stripped
+    return launch(argv)
 
 
 def _working_folder_importable() -> None:
