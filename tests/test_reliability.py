@@ -312,6 +312,9 @@ class Sweep:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # a terminal's Ctrl-C reaches the whole group
+            # As from a shell: Ctrl-C's default action, whatever this test process inherited
+            # (a child that starts with SIGINT ignored never raises KeyboardInterrupt).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -399,8 +402,9 @@ def test_ctrl_c_stops_cleanly_and_blames_no_run(launcher: list[str], tmp_path: P
     sweep = Sweep(args, tmp_path)
     sweep.wait_for(lambda: sweep.count("done ") >= 1)
     time.sleep(0.3)
-    assert sweep.signal(signal.SIGINT) == 130
+    code = sweep.signal(signal.SIGINT)
     out = "".join(sweep.lines)
+    assert code == 130, out[-3000:]
     assert "sweep: interrupted; finished runs are kept" in out and "Traceback" not in out
     kept = check_intact(res)  # no failed row: the interrupt is nobody's failure
     assert 1 <= len(kept) < 4
