@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 SHARED_MNIST = REPO.parent / "shared" / "datasets" / "mnist"
 # Small enough that a whole sweep runs in seconds on 2 cores.
-FAST = ["train.epochs=2", "finetune.epochs=1"]
+# measure.repeats=5: the fewest timed samples that give a spread (default 15); tests that check
+# latency itself set their own.
+FAST = ["train.epochs=2", "finetune.epochs=1", "measure.repeats=5"]
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
