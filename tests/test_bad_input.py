@@ -355,6 +355,10 @@ CONFIG_CASES = {
         ["measure.latency=yes"],
         "measure.latency='yes' is not true or false; use measure.latency=false",
     ),
+    "logger_title_is_the_runs": (
+        ["logger=wandb", "+logger.title=mine"],
+        "logger.title is set by the run itself; remove it",
+    ),
     "measure_key_unknown": (
         ["+measure.warmup=3"],
         "measure.warmup is not a measure setting; remove it or use one of ['latency',",

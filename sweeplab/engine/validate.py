@@ -18,7 +18,7 @@ TRAINER_KEYS = ("accelerator", "devices", "threads", "inner_steps")
 ACCELERATORS = ("cpu", "gpu", "cuda")
 MEASURE_KEYS = ("latency", "repeats", "checkpoints", "checkpoint_every")
 # Nodes instantiated with arguments the run supplies: a config key of that name would clash.
-SUPPLIED = {"model": ("input_shape", "num_classes"), "logger": ("name",)}
+SUPPLIED = {"model": ("input_shape", "num_classes"), "logger": ("name", "title")}
 NODES = ("pruning", "schedule", "recovery", "data", "model", "logger")
 
 
