@@ -90,3 +90,14 @@ def test_a_config_key_shows_only_where_it_tells_series_apart() -> None:
         "g [oneshot, finetune, finetune.epochs=10]",
         "g [oneshot, weight_rewind]",
     ]
+
+
+def test_a_key_set_on_some_rows_and_default_on_others_splits_the_series() -> None:
+    """A user's model run with +model.width=7 and without (its default): the rows without
+    the key were pooled with it (nunique ignored missing values)."""
+    rows = pd.DataFrame({
+        "data": ["digits"] * 3, "model": ["TinyNet"] * 3, "strategy": ["g"] * 3,
+        "model.width": [None, None, 7],
+    })  # fmt: skip
+    series, _ = card_labels(rows, ["data", "model"])
+    assert series == ["g", "g", "g [width=7]"]

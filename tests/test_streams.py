@@ -68,11 +68,3 @@ def test_streams_are_distinct_per_consumer_index_and_seed() -> None:
     assert len(set(seeds)) == len(seeds)
     assert streams.stream_seed(0, "batches", 1) != streams.stream_seed(0, "batches", 0)
     assert streams.stream_seed(-1, "init") != streams.stream_seed(1, "init")
-    assert 0 not in seeds and streams.stream_seed(0, "init") != 0  # not the bare run seed
-
-
-def test_batch_order_is_not_the_init_draw() -> None:
-    """The dense fit's batch permutation and the init share no generator seeded alike."""
-    a = torch.Generator().manual_seed(streams.stream_seed(5, "init")).initial_seed()
-    b = torch.Generator().manual_seed(streams.stream_seed(5, "batches", 0)).initial_seed()
-    assert a != b != 5

@@ -59,7 +59,8 @@ def series_keys(ok: pd.DataFrame, groups: list[str], within: list[str], dense: b
     ]
     if not candidates:
         return []
-    counts = ok.groupby(within, dropna=False)[candidates].nunique(dropna=True)
+    # A key set on some rows and absent on others (a default) splits too.
+    counts = ok.groupby(within, dropna=False)[candidates].nunique(dropna=False)
     return [c for c in candidates if (counts[c] > 1).any()]
 
 
