@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.pruning.base import Pruner
-from sweeplab.pruning.budget import Target, select
+from sweeplab.pruning.budget import Target
 from sweeplab.pruning.gradient import Batch
 from sweeplab.pruning.masks import prunable_parameters, remove_masks
 
@@ -173,6 +173,6 @@ class SynFlow(Pruner):
             share = rate if last else 1.0 - (1.0 - rate) ** (r / rounds)
             floor = not last and self.rounding == "floor"
             step = Target(1.0 - (1.0 - share) * kept, share, floor=floor)
-            masks = select(scores, step, self.scope, existing, self.layer_scale)
+            masks = self.select(scores, step, existing)
             current = masks
         return masks
