@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from conftest import FAST, compose, rows_in
@@ -28,6 +29,8 @@ from sweeplab.pruning.magnitude import Magnitude
 from sweeplab.pruning.masks import apply_masks
 from sweeplab.pruning.nm import NMMasks, grouped, ungrouped
 from sweeplab.pruning.random import Random
+from sweeplab.results import identity, store
+from sweeplab.results.row import ResultRow
 
 # conv1 takes 1 input channel (never a multiple of M: excluded); conv2 8 channels (2:4, 4:8,
 # 1:4); fc1 128 and fc2 16 features.
@@ -269,3 +272,71 @@ def test_iterative_2_4_run_writes_each_rounds_pattern(tmp_path: Path, cli) -> No
     assert last["size_nm_bytes"] > 0
     if not torch.cuda.is_available():
         assert last["nm_latency_ms"] is None and last["nm_latency_note"].startswith("no CUDA")
+
+
+# -- a results folder that mixes the new choices with what was there -------------------------
+
+
+def budget_row(overrides: list[str], seed: int, acc: float, *, old: bool = False) -> ResultRow:
+    """A row as a run writes it, its config composed from `overrides` (old: as rows from
+    before pattern and distribution existed, without those keys)."""
+    config = OmegaConf.to_container(compose([*overrides, f"seed={seed}"]), resolve=True)
+    pruning = config["pruning"]
+    if old:
+        pruning.pop("pattern"), pruning.pop("distribution")
+    pattern = pruning.get("pattern")
+    s = 1 - int(pattern[0]) / int(pattern[2]) if pattern else pruning["sparsity"]
+    dense, nonzero = 17_226, 17_226 - round(17_024 * s)
+    metrics = dict(
+        sparsity_achieved=s, params_total=dense, params_prunable=17_024, params_nonzero=nonzero,
+        compression=dense / nonzero, acc_dense_test=0.95, acc_pruned_test=acc - 0.05,
+        acc_finetuned_test=acc, acc_finetuned_val=acc, granularity="weight",
+        size_dense_bytes=4 * dense, size_bytes=4 * nonzero,
+        layer_sparsity={"net.1.weight": s, "net.3.weight": s, "net.5.weight": s},
+    )  # fmt: skip
+    if pattern:
+        metrics.update(nm_pattern=pattern, nm_excluded=[], size_nm_bytes=4 * nonzero,
+                       nm_latency_ms=None, nm_latency_dense_ms=None,
+                       nm_latency_note="no CUDA GPU")  # fmt: skip
+    return ResultRow(
+        run_id=identity.run_id(config), dense_id=identity.dense_id(config), experiment="adhoc",
+        data="digits", model="mlp", strategy=pruning["name"], scope=pruning["scope"],
+        schedule=config["schedule"]["name"], recovery=config["recovery"]["name"], seed=seed,
+        sparsity_requested=s, metrics=metrics, config=config,
+    )  # fmt: skip
+
+
+def test_a_mixed_folder_shows_patterns_and_distributions_as_their_own_series(
+    tmp_path: Path, cli
+) -> None:
+    res = tmp_path / "res"
+    at_init = ["pruning=snip", "schedule=at_init", "recovery=weight_rewind"]
+    rows = [
+        budget_row(["pruning.sparsity=0.5"], 0, 0.95),
+        budget_row(["pruning.sparsity=0.5"], 1, 0.93, old=True),  # same series as seed 0
+        budget_row(["pruning=lamp", "pruning.sparsity=0.5"], 0, 0.95),
+        budget_row(["pruning.pattern=2:4", "pruning.sparsity=null"], 0, 0.94),
+        budget_row(["pruning.pattern=1:4", "pruning.sparsity=null"], 0, 0.9),
+        budget_row([*at_init, "pruning.distribution=erk"], 0, 0.6),
+        budget_row([*at_init, "pruning.distribution=uniform"], 0, 0.3),
+        budget_row(at_init, 0, 0.55),
+    ]
+    for row in rows:
+        store.write_row(res, row)
+    table = cli(["table", str(res)], cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    pivot = table.stdout[: table.stdout.index("Pareto table")]  # the first: by requested sparsity
+    lines = {x.split("|")[1].strip(): x for x in pivot.splitlines() if x.startswith("| ")}
+    assert set(lines) == {
+        "strategy", "global_magnitude", "global_magnitude [pattern=1:4]", "lamp", "snip",
+        "global_magnitude [pattern=2:4]", "snip [distribution=erk]", "snip [distribution=uniform]",
+    }  # fmt: skip
+    assert "94.00 ± 12.71 / 89.00 (n=2)" in lines["global_magnitude"]  # seeds 0 and 1 pooled
+    assert "94.00 / 89.00" in lines["global_magnitude [pattern=2:4]"]
+    assert "60.00 / 55.00" in lines["snip [distribution=erk]"]
+    points = cli(["table", str(res), "--view", "points"], cwd=tmp_path)
+    assert "| global_magnitude [pattern=1:4] |     0.75 |" in points.stdout
+    report = cli(["report", str(res), "-o", str(tmp_path / "r.html"), "--no-plots"], cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "snip [distribution=erk]" in html and "global_magnitude [pattern=2:4]" in html
