@@ -21,7 +21,7 @@ from conftest import FAST, compose, rows_in
 from sweeplab.engine import costs
 from sweeplab.engine.plain import plain_copy
 from sweeplab.engine.schedules import cubic_sparsity
-from sweeplab.engine.semi_structured import nm_fields, unavailable
+from sweeplab.engine.semi_structured import measure_2_4, nm_fields, unavailable
 from sweeplab.engine.task import instantiate
 from sweeplab.errors import SweeplabError
 from sweeplab.pruning.budget import Target
@@ -203,6 +203,21 @@ def test_latency_reasons_and_no_number_without_a_kernel() -> None:
         fields = nm_fields(conv_net(), masks, (1, 8, 8))
         assert fields["nm_latency_ms"] is None and fields["nm_latency_dense_ms"] is None
         assert fields["nm_latency_note"].startswith("no CUDA GPU")
+
+
+def test_layers_the_kernels_refuse_stay_dense_and_give_no_number() -> None:
+    # On the CPU every Linear is refused (the kernels take CUDA tensors only): the path up to
+    # the timing runs, names each layer left dense, and reports no figure.
+    from torch.sparse import SparseSemiStructuredTensor
+
+    before = SparseSemiStructuredTensor._FORCE_CUTLASS
+    masks = Magnitude(None, pattern="2:4").masks(conv_net(), [], torch.Generator())
+    out = measure_2_4(conv_net(), masks.grouped_layers(), (1, 8, 8), 5, device="cpu")
+    assert out["nm_latency_ms"] is None and out["nm_latency_dense_ms"] is None
+    note = out["nm_latency_note"]
+    assert note.startswith("no 2:4 Linear layer torch's") and "'2 (conv)'" in note
+    assert "'5 (" in note and "'7 (" in note and "'0" not in note  # conv 0 is excluded
+    assert before == SparseSemiStructuredTensor._FORCE_CUTLASS
 
 
 @pytest.mark.parametrize(

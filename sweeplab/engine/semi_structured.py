@@ -104,17 +104,21 @@ def unavailable(
 
 
 def measure_2_4(
-    model: nn.Module, layers: Sequence[str], input_shape: Sequence[int], repeats: int
+    model: nn.Module,
+    layers: Sequence[str],
+    input_shape: Sequence[int],
+    repeats: int,
+    device: str = "cuda",
 ) -> dict[str, object]:
     """fp16 GPU latency of the model with its 2:4 Linear layers as semi-structured tensors,
     and of the same model dense, sampled in turn; medians in ms per batch of BATCH.
 
     Conv layers stay dense (torch has no semi-structured convolution), as does any Linear
-    layer whose shape the backend refuses; the note names them.
+    layer the backend refuses (shape, dtype, device); the note names them. With none left
+    there is no figure.
     """
     from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
 
-    device = torch.device("cuda")
     dense = copy.deepcopy(model).to(device=device, dtype=torch.float16).eval()
     sparse = copy.deepcopy(dense)
     previous = SparseSemiStructuredTensor._FORCE_CUTLASS

@@ -93,7 +93,8 @@ class SynFlow(Pruner):
     survivors the target prunes. Intermediate rounds prune floor(share_r * survivors) as the
     reference does (rounding="round" rounds them); the last round prunes exactly that share,
     rounded, so the counts equal a one-shot prune's. With a threshold or quality
-    mode, the masks come from one round of scores (the iteration needs a target count).
+    mode, the masks come from one round of scores (the iteration needs a target count). A
+    pattern or distribution applies to every round (an N:M pattern tightens round by round).
 
     Args:
         sparsity: fraction of prunable weights to prune.
