@@ -25,6 +25,7 @@ from sweeplab.engine.semi_structured import measure_2_4, nm_fields, unavailable
 from sweeplab.engine.task import instantiate
 from sweeplab.errors import SweeplabError
 from sweeplab.pruning.budget import Target
+from sweeplab.pruning.distribution import layer_sparsities
 from sweeplab.pruning.magnitude import Magnitude
 from sweeplab.pruning.masks import apply_masks
 from sweeplab.pruning.nm import NMMasks, grouped, ungrouped
@@ -309,6 +310,9 @@ def budget_row(overrides: list[str], seed: int, acc: float, *, old: bool = False
         size_dense_bytes=4 * dense, size_bytes=4 * nonzero,
         layer_sparsity={"net.1.weight": s, "net.3.weight": s, "net.5.weight": s},
     )  # fmt: skip
+    if pruning.get("distribution"):
+        shapes = {"net.1.weight": (128, 64), "net.3.weight": (64, 128), "net.5.weight": (10, 64)}
+        metrics["layer_sparsity"] = layer_sparsities(pruning["distribution"], shapes, s)
     if pattern:
         metrics.update(nm_pattern=pattern, nm_excluded=[], size_nm_bytes=4 * nonzero,
                        nm_latency_ms=None, nm_latency_dense_ms=None,
@@ -355,3 +359,6 @@ def test_a_mixed_folder_shows_patterns_and_distributions_as_their_own_series(
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "r.html").read_text()
     assert "snip [distribution=erk]" in html and "global_magnitude [pattern=2:4]" in html
+    erk = next(r for r in rows if r.config["pruning"].get("distribution") == "erk")
+    # The report's per-layer view holds the ERK run's layer sparsities.
+    assert json.dumps(erk.metrics["layer_sparsity"], separators=(",", ":")) in html

@@ -63,11 +63,10 @@ class Pruner(Strategy):
         )
         self.pattern = None if pattern is None else nm.Pattern.parse(pattern)
         if self.pattern is not None:
+            given = None if sparsity is None else check_fraction("pruning.sparsity", sparsity)
             sparsity = nm.check_options(
-                self.pattern, check_fraction("pruning.sparsity", sparsity)
-                if sparsity is not None else None,
-                modes=modes, layer_scale=scales, distribution=self.distribution,
-            )  # fmt: skip
+                self.pattern, given, modes=modes, layer_scale=scales, distribution=self.distribution
+            )
         if modes and sparsity is not None:
             raise SweeplabError(
                 f"pruning.{modes[0]} sets the sparsity itself; also set pruning.sparsity=null"
