@@ -310,8 +310,8 @@ CONFIG_CASES = {
     "pruning_key_the_target_lacks": (
         ["+pruning.n_batches=3"],
         "pruning.n_batches is not a setting of pruning=global_magnitude (Magnitude); remove it "
-        "or use one of ['exclude', 'layer_scale', 'name', 'quality', 'scope', 'sparsity', "
-        "'threshold']",
+        "or use one of ['distribution', 'erk_power_scale', 'exclude', 'layer_scale', 'name', "
+        "'pattern', 'quality', 'scope', 'sparsity', 'threshold']",
     ),
     "hybrid_weight_nan": (
         ["pruning=hybrid", "pruning.weights.magnitude=nan"],

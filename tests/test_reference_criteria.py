@@ -20,7 +20,6 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-import sweeplab.pruning.synflow as synflow_module
 from conftest import compose
 from sweeplab.engine.task import instantiate
 from sweeplab.errors import SweeplabError
@@ -120,13 +119,13 @@ def our_synflow_rounds(
 ) -> list[dict[str, Tensor]]:
     """SynFlow's masks after each of its rounds (select's outputs, recorded)."""
     recorded: list[dict[str, Tensor]] = []
-    select = synflow_module.select
+    select = SynFlow.select
 
     def recording(*args, **kwargs) -> dict[str, Tensor]:
         recorded.append(select(*args, **kwargs))
         return recorded[-1]
 
-    monkeypatch.setattr(synflow_module, "select", recording)
+    monkeypatch.setattr(SynFlow, "select", recording)
     SynFlow(sparsity, rounds=rounds).masks(model, batches(1), GEN())
     return recorded
 

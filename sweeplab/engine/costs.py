@@ -148,6 +148,30 @@ def size_sparse_bytes(model: nn.Module) -> int:
     return sum(e.nbytes for e in sparse_encodings(model).values())
 
 
+def nm_bytes(numel: int, n: int, m: int) -> int:
+    """Bytes of one tensor in N:M's compressed form: the N values of every group of M (fp32,
+    as every size here) plus ceil(log2(M)) bits of position metadata per value, packed.
+
+    NVIDIA's 2:4 format stores the 2 kept values of each group of 4 and a 2-bit index for
+    each (4 bits per group); general N:M needs ceil(log2(M)) bits per kept value. In fp16
+    (what the sparse tensor cores run) the values would take half of the 4 bytes counted here.
+    """
+    kept = numel // m * n
+    bits = max(1, math.ceil(math.log2(m)))
+    return kept * FP32_BYTES + math.ceil(kept * bits / 8)
+
+
+def size_nm_bytes(model: nn.Module, layers: Sequence[str], n: int, m: int) -> int:
+    """Bytes a user would ship with `layers` (state_dict names) in N:M form, every other
+    tensor in its smallest encoding (encode_choice): the N:M counterpart of size_sparse_bytes.
+    """
+    grouped = set(layers)
+    return sum(
+        nm_bytes(t.numel(), n, m) if name in grouped else encode_choice(t).nbytes
+        for name, t in shippable(model).items()
+    )
+
+
 def speedup(before: float, after: float) -> float:
     """before / after: a theoretical speedup from MACs, a measured one from latencies."""
     if not (before > 0 and after > 0):

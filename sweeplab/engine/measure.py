@@ -14,6 +14,7 @@ from sweeplab.data.base import Splits
 from sweeplab.engine import costs
 from sweeplab.engine.latency import REPEATS
 from sweeplab.engine.plain import plain_copy
+from sweeplab.engine.semi_structured import nm_fields
 from sweeplab.pruning.masks import layer_sparsity, prunable_parameters, sparsity_of
 
 
@@ -81,8 +82,9 @@ def measure(
         dense_costs: the dense model's MACs and size from an earlier result of the same run
             (filled on first use), counted once per run; its latency is timed with each result.
     Returns:
-        acc_finetuned_test/val, sparsity_achieved, params_*, compression, layer_sparsity
-        and the cost fields (sweeplab.engine.costs.cost_fields).
+        acc_finetuned_test/val, sparsity_achieved, params_*, compression, layer_sparsity,
+        the cost fields (sweeplab.engine.costs.cost_fields) and, for N:M masks, the pattern's
+        (sweeplab.engine.semi_structured.nm_fields).
     """
     test = accuracy(model, splits.test_x, splits.test_y)
     val = accuracy(model, splits.val_x, splits.val_y)
@@ -95,9 +97,10 @@ def measure(
         achieved, layers = removed_fraction(dense, model), layer_removed(dense, model)
         prunable = sum(p.numel() for p in prunable_parameters(dense).values())
     nonzero = params_nonzero(model)
+    plain = plain_copy(model)
     cost = costs.cost_fields(
         dense,
-        plain_copy(model),
+        plain,
         splits.input_shape,
         latency=latency,
         repeats=repeats,
@@ -115,4 +118,5 @@ def measure(
         compression=compression(params_total(dense), nonzero),
         layer_sparsity=layers,
         **cost,
+        **nm_fields(plain, masks, splits.input_shape, latency=latency, repeats=repeats),
     )

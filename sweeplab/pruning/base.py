@@ -9,7 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction, check_number
-from sweeplab.pruning.budget import SCOPES, Target, cut, select
+from sweeplab.pruning import distribution as layer_budget
+from sweeplab.pruning import nm
+from sweeplab.pruning.budget import SCOPES, Target, cut, select, select_per_layer
 from sweeplab.pruning.masks import prunable_parameters
 from sweeplab.pruning.strategy import Strategy
 
@@ -22,6 +24,8 @@ class Pruner(Strategy):
     * n)), lowest scores first;
     threshold: prune where score < threshold (sparsity must be null);
     quality (Han et al. 2015): per layer, prune where score < quality * std(layer weights).
+    A `distribution` sets each layer's sparsity from the target (then `scope` is not read);
+    a `pattern` keeps N of every M weights of each eligible layer (sweeplab.pruning.nm).
 
     Args:
         sparsity: fraction of prunable weights to set to zero, in [0, 1).
@@ -31,6 +35,9 @@ class Pruner(Strategy):
         layer_scale: module name -> multiplier of the rate for that layer (scope layer).
         threshold: absolute score threshold (threshold mode).
         quality: multiplier of each layer's weight std (quality mode).
+        pattern: "N:M" semi-structured sparsity; sparsity then defaults to 1 - N/M.
+        distribution: per-layer sparsities: uniform, erk or erk_plus.
+        erk_power_scale: RigL's exponent of the ERK ratio (default 1).
     """
 
     def __init__(
@@ -42,10 +49,24 @@ class Pruner(Strategy):
         layer_scale: Mapping[str, float] | None = None,
         threshold: float | None = None,
         quality: float | None = None,
+        # int: YAML reads an unquoted 2:4 as 124 (base 60); Pattern.parse says so.
+        pattern: str | int | None = None,
+        distribution: str | None = None,
+        erk_power_scale: float | None = None,
     ) -> None:
         modes = [k for k, v in (("threshold", threshold), ("quality", quality)) if v is not None]
         if len(modes) > 1:
             raise SweeplabError("pruning.threshold and pruning.quality exclude each other; set one")
+        scales = layer_scale or {}
+        self.distribution, self.erk_power_scale = layer_budget.check_options(
+            distribution, erk_power_scale, modes=modes, layer_scale=scales
+        )
+        self.pattern = None if pattern is None else nm.Pattern.parse(pattern)
+        if self.pattern is not None:
+            given = None if sparsity is None else check_fraction("pruning.sparsity", sparsity)
+            sparsity = nm.check_options(
+                self.pattern, given, modes=modes, layer_scale=scales, distribution=self.distribution
+            )
         if modes and sparsity is not None:
             raise SweeplabError(
                 f"pruning.{modes[0]} sets the sparsity itself; also set pruning.sparsity=null"
@@ -73,6 +94,13 @@ class Pruner(Strategy):
         """Refuse, before dense training, layers the config names that the model lacks and a
         sparsity that would prune every prunable weight."""
         params = prunable_parameters(model, self.exclude)
+        shapes = {name: tuple(w.shape) for name, w in params.items()}
+        if self.pattern is not None:
+            nm.check_model(shapes, self.pattern, type(model).__name__)
+        if self.distribution is not None and self.sparsity is not None:
+            layer_budget.layer_sparsities(
+                self.distribution, shapes, self.sparsity, self.erk_power_scale
+            )
         layers = {name.rsplit(".", 1)[0]: w.numel() for name, w in params.items()}
         unknown = sorted(set(self.layer_scale) - set(layers))
         if unknown:
@@ -139,7 +167,28 @@ class Pruner(Strategy):
         scores = self.scores(model, params, batches, generator)
         if self.threshold is not None or self.quality is not None:
             return self._cut(scores, params, existing)
-        return select(scores, self.target(target), self.scope, existing, self.layer_scale)
+        return self.select(scores, self.target(target), existing)
+
+    def select(
+        self,
+        scores: dict[str, Tensor],
+        target: Target,
+        existing: dict[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Scores to exact masks by this pruner's pattern, else distribution, else scope.
+
+        With a pattern or a distribution, target.sparsity is the absolute target of the step
+        (the eligible weights' for a pattern); the scope's survivor shares do not apply.
+        """
+        if self.pattern is not None:
+            return nm.select_nm(scores, self.pattern, target.sparsity, existing)
+        if self.distribution is not None:
+            shapes = {name: tuple(s.shape) for name, s in scores.items()}
+            sparsities = layer_budget.layer_sparsities(
+                self.distribution, shapes, target.sparsity, self.erk_power_scale
+            )
+            return select_per_layer(scores, sparsities, existing)
+        return select(scores, target, self.scope, existing, self.layer_scale)
 
     def _cut(
         self,

@@ -178,3 +178,27 @@ def cut(
         name: (s >= (tau[name] if isinstance(tau, Mapping) else tau)).float()
         for name, s in floored.items()
     }
+
+
+def select_per_layer(
+    scores: Mapping[str, Tensor],
+    sparsities: Mapping[str, float],
+    existing: Mapping[str, Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """Masks that prune round(sparsity_l * n_l) of each layer, its lowest scores first.
+
+    Args:
+        scores: name -> score tensor (higher = keep).
+        sparsities: name -> that layer's sparsity after this step (sweeplab.pruning.distribution).
+        existing: masks from earlier steps; their pruned entries stay pruned (a layer already
+            sparser than asked keeps its mask).
+    Returns:
+        name -> float mask (1 keep, 0 prune).
+    """
+    masks = {}
+    for name, s in _floor_pruned(scores, existing).items():
+        k = round(sparsities[name] * s.numel())
+        if existing is not None and name in existing:
+            k = max(k, s.numel() - int(existing[name].count_nonzero()))
+        masks[name] = _lowest(s.flatten(), k).view_as(s).float()
+    return masks

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_positive
 from sweeplab.pruning.base import Pruner
-from sweeplab.pruning.budget import Target, select
+from sweeplab.pruning.budget import Target
 from sweeplab.pruning.gradient import Batch
 from sweeplab.pruning.masks import prunable_parameters, remove_masks
 
@@ -93,7 +93,8 @@ class SynFlow(Pruner):
     survivors the target prunes. Intermediate rounds prune floor(share_r * survivors) as the
     reference does (rounding="round" rounds them); the last round prunes exactly that share,
     rounded, so the counts equal a one-shot prune's. With a threshold or quality
-    mode, the masks come from one round of scores (the iteration needs a target count).
+    mode, the masks come from one round of scores (the iteration needs a target count). A
+    pattern or distribution applies to every round (an N:M pattern tightens round by round).
 
     Args:
         sparsity: fraction of prunable weights to prune.
@@ -173,6 +174,6 @@ class SynFlow(Pruner):
             share = rate if last else 1.0 - (1.0 - rate) ** (r / rounds)
             floor = not last and self.rounding == "floor"
             step = Target(1.0 - (1.0 - share) * kept, share, floor=floor)
-            masks = select(scores, step, self.scope, existing, self.layer_scale)
+            masks = self.select(scores, step, existing)
             current = masks
         return masks
