@@ -13,7 +13,7 @@ import argparse
 import gc
 import sys
 
-from sweeplab.errors import SweeplabError, check_new_path
+from sweeplab.errors import SweeplabError, check_new_path, warn
 
 
 def _run(overrides: list[str]) -> int:
@@ -149,7 +149,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "and only sweeplab's classes and those named here are built from it",
     )
     p.add_argument("--results-dir", default="results", help="default: results")
-    p.set_defaults(handler=_export)
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="re-run prune and recovery from the row's config instead of loading the weights "
+        "saved beside the row (for rows written before runs kept them)",
+    )
+    # Positionals may also follow the options: RUN_ID OUT --results-dir DIR KEY._target_=CLASS.
+    p.set_defaults(handler=_export, trailing="trusted")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -158,8 +165,18 @@ def _export(args: argparse.Namespace) -> int:
 
     check_new_path(args.out, "OUT", folder=True)  # before the run is rebuilt, not after
     trusted = parse_trusted(args.trusted)
-    out = export_run(args.results_dir, args.run_id, args.out, trusted)
-    print(f"exported {args.run_id} to {out} (load it with: python {out}/load.py)")
+    done = export_run(args.results_dir, args.run_id, args.out, trusted, rebuild=args.rebuild)
+    same = "as its row records" if done.acc_test == done.acc_row else f"row: {done.acc_row:.4f}"
+    print(
+        f"exported {args.run_id} ({done.source}) to {done.path}: test accuracy "
+        f"{done.acc_test:.4f} ({same}); load it as {done.path / 'README.txt'} shows"
+    )
+    if done.acc_test != done.acc_row:
+        warn(
+            f"{args.run_id}'s saved weights score {done.acc_test} on its test split here, its "
+            f"row records {done.acc_row} (trained on other hardware, or data.root holds other "
+            "data)"
+        )
     return 0
 
 
@@ -268,7 +285,13 @@ def main(argv: list[str] | None = None) -> int:
             from sweeplab.engine.launch import complete
 
             return complete(argv)
-        args = parser().parse_args(argv)
+        p = parser()
+        args, extra = p.parse_known_args(argv)
+        # A command's list of positionals (`trailing`) takes those that follow its options.
+        if extra and getattr(args, "trailing", None) and not any(a[:1] == "-" for a in extra):
+            getattr(args, args.trailing).extend(extra)
+        elif extra:
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.handler(args)
     except SweeplabError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
