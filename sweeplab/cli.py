@@ -13,7 +13,7 @@ import argparse
 import gc
 import sys
 
-from sweeplab.errors import SweeplabError, check_new_path, warn
+from sweeplab.errors import SweeplabError
 
 
 def _run(overrides: list[str]) -> int:
@@ -149,35 +149,16 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "and only sweeplab's classes and those named here are built from it",
     )
     p.add_argument("--results-dir", default="results", help="default: results")
-    p.add_argument(
-        "--rebuild",
-        action="store_true",
-        help="re-run prune and recovery from the row's config instead of loading the weights "
-        "saved beside the row (for rows written before runs kept them)",
-    )
+    rebuild = "re-run prune and recovery instead of loading the weights saved with the row"
+    p.add_argument("--rebuild", action="store_true", help=rebuild)
     # Positionals may also follow the options: RUN_ID OUT --results-dir DIR KEY._target_=CLASS.
     p.set_defaults(handler=_export, trailing="trusted")
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sweeplab.engine.export_run import export_run
-    from sweeplab.engine.row_targets import parse_trusted
+    from sweeplab.engine.export_run import export_command
 
-    check_new_path(args.out, "OUT", folder=True)  # before the run is rebuilt, not after
-    trusted = parse_trusted(args.trusted)
-    done = export_run(args.results_dir, args.run_id, args.out, trusted, rebuild=args.rebuild)
-    same = "as its row records" if done.acc_test == done.acc_row else f"row: {done.acc_row:.4f}"
-    print(
-        f"exported {args.run_id} ({done.source}) to {done.path}: test accuracy "
-        f"{done.acc_test:.4f} ({same}); load it as {done.path / 'README.txt'} shows"
-    )
-    if done.acc_test != done.acc_row:
-        warn(
-            f"{args.run_id}'s saved weights score {done.acc_test} on its test split here, its "
-            f"row records {done.acc_row} (trained on other hardware, or data.root holds other "
-            "data)"
-        )
-    return 0
+    return export_command(args.results_dir, args.run_id, args.out, args.trusted, args.rebuild)
 
 
 def _add_wandb_log(sub: argparse._SubParsersAction) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.engine.row_targets import check_row_targets
-from sweeplab.errors import SweeplabError
+from sweeplab.engine.row_targets import check_row_targets, parse_trusted
+from sweeplab.errors import SweeplabError, check_new_path, warn
 from sweeplab.results import identity, store
 
 
@@ -168,3 +168,29 @@ def export_run(
     path = export_model(model, splits.test_x[:1], out, sparse=not structured, card=card)
     source = "rebuilt" if rebuild else "saved weights"
     return Exported(path, source, acc, float(row.values["acc_finetuned_test"]))
+
+
+def export_command(
+    results_dir: str, run_id: str, out: str, trusted: list[str], rebuild: bool
+) -> int:
+    """`sweeplab export`: check OUT, export, say what was exported and its test accuracy.
+
+    Args:
+        trusted: the command line's KEY._target_=CLASS arguments.
+    Returns:
+        0 (errors raise SweeplabError).
+    """
+    check_new_path(out, "OUT", folder=True)  # before a run is rebuilt, not after
+    done = export_run(results_dir, run_id, out, parse_trusted(trusted), rebuild)
+    same = done.acc_test == done.acc_row
+    print(
+        f"exported {run_id} ({done.source}) to {done.path}: test accuracy {done.acc_test:.4f} "
+        f"({'as its row records' if same else f'row: {done.acc_row:.4f}'}); load it as "
+        f"{done.path / 'README.txt'} shows"
+    )
+    if not same:
+        warn(
+            f"{run_id}'s saved weights score {done.acc_test} on its test split here, its row "
+            f"records {done.acc_row} (trained on other hardware, or data.root holds other data)"
+        )
+    return 0

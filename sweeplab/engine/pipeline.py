@@ -77,7 +77,7 @@ class Measured:
     round: int | None = None
     requested: float | None = None
     final: bool = True  # the run's last result: its row carries the run's own id
-    weights: Weights | None = field(default=None, repr=False)  # the model measured, to keep
+    weights: Weights | None = field(default=None, repr=False)  # the model measured, to save
 
 
 class Run:
@@ -238,10 +238,8 @@ class Run:
             **self.measured,
             **outcome.extra,  # recovery-specific fields (weight sharing's size) win
         }
-        result = Measured(
-            values, self.seconds, outcome.round, outcome.requested, final=outcome.final,
-            weights=Weights.of(self.model, self.structured),
-        )  # fmt: skip
+        result = Measured(values, self.seconds, outcome.round, outcome.requested, outcome.final)
+        result.weights = Weights.of(self.model, self.structured)
         self.results.append(result)
         self.seconds, self.measured = {}, {}
         if self.spec.on_result is not None:
