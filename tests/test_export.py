@@ -355,8 +355,8 @@ def test_a_user_without_sweeplab_gets_the_rows_accuracy_from_raw_data(digits, tm
     assert cli(["export", rid, str(out), "--results-dir", str(results)], tmp_path).returncode == 0
     readme = (out / "README.txt").read_text()
     assert "Input x: float32, shape (N, 1, 8, 8)" in readme
-    assert "x = (raw / 1 - mean) / std, mean = 4.89" in readme and "0-16" in readme
-    assert "Classes: 0=0, 1=1," in readme and "meta.json" in readme
+    assert "Normalization: x = (raw - mean) / std with mean = 4.89" in readme and "0-16" in readme
+    assert "Classes: the index is the label itself (0 to 9)." in readme and "meta.json" in readme
     raw, y = _raw_digits_test()
     torch.save({"raw": raw, "y": y}, tmp_path / "data.pt")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

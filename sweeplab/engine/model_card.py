@@ -4,6 +4,7 @@ normalization), its classes, and which run it is, with its test accuracy."""
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -67,7 +68,7 @@ class ModelCard:
         lines = []
         if self.run_id is not None:
             acc = "" if self.acc_test is None else f"; test accuracy {self.acc_test:.4f}"
-            lines += [f"Exported by sweeplab from run {self.run_id} ({self.run}{acc}).", ""]
+            lines += [*_wrap(f"Exported by sweeplab from run {self.run_id} ({self.run}{acc})."), ""]
         lines += [
             "Load with torch alone (>= 2.6), from this folder's parent:",
             "",
@@ -92,21 +93,30 @@ def _normalization_lines(norm: Normalization | None) -> list[str]:
         return [
             "Normalization: not recorded by the run's data loader; feed inputs as it made them."
         ]
-    per = "" if len(norm.mean) == 1 else " per channel c"
-    return [
-        f"Normalization{per}: x = (raw / {norm.scale:g} - mean) / std, "
-        f"mean = {_numbers(norm.mean)}, std = {_numbers(norm.std)},",
-        f"  raw = {norm.raw}. The model was trained and tested on inputs normalized so;",
-        "  unnormalized inputs give wrong predictions.",
-    ]
+    scaled = "raw" if norm.scale == 1 else f"raw / {norm.scale:g}"
+    if len(norm.mean) == 1:
+        formula = f"x = ({scaled} - mean) / std"
+    else:
+        formula = f"x[:, c] = ({scaled.replace('raw', 'raw[:, c]')} - mean[c]) / std[c]"
+    return _wrap(
+        f"Normalization: {formula} with mean = {_numbers(norm.mean)}, std = "
+        f"{_numbers(norm.std)}, where raw = {norm.raw}. The model was trained and tested on "
+        "inputs normalized so; raw inputs mispredict."
+    )
+
+
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, 92, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _output_lines(num_classes: int | None, classes: Sequence[str]) -> list[str]:
     if num_classes is None:
         return ["Output: logits, one per class; the prediction is their argmax over dim 1."]
     out = [f"Output: (N, {num_classes}) logits; the prediction is their argmax over dim 1."]
-    if classes:
+    if classes == tuple(str(k) for k in range(num_classes)):
+        out.append(f"Classes: the index is the label itself (0 to {num_classes - 1}).")
+    elif classes:
         shown = ", ".join(f"{k}={c}" for k, c in enumerate(classes[:20]))
         more = f", ... ({len(classes)} in meta.json)" if len(classes) > 20 else ""
-        out.append(f"Classes: {shown}{more}.")
+        out += _wrap(f"Classes: {shown}{more}.")
     return out
