@@ -15,13 +15,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.engine.row_targets import check_row_targets, parse_trusted
 from sweeplab.errors import SweeplabError, check_new_path, warn
 from sweeplab.results import identity, store
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from sweeplab.data.base import Splits
 
 
 @dataclass
@@ -72,8 +77,9 @@ def _config(row: _Row) -> DictConfig:
     return cfg
 
 
-def _from_saved(results_dir: str | Path, row: _Row, row_id: str):  # -> (model, splits, bool)
-    """The row's model, built from its config and loaded with its saved weights."""
+def _from_saved(results_dir: str | Path, row: _Row, row_id: str) -> tuple[nn.Module, Splits, bool]:
+    """The row's model, built from its config and loaded with its saved weights; its data;
+    whether structured pruning made it smaller."""
     import torch
 
     from sweeplab.engine import row_weights
@@ -109,8 +115,8 @@ def _from_saved(results_dir: str | Path, row: _Row, row_id: str):  # -> (model, 
     return model, splits, structured
 
 
-def _rebuilt(row: _Row, row_id: str):  # -> (model, splits, bool)
-    """The row's model, made again by running its config (prune and recovery)."""
+def _rebuilt(row: _Row, row_id: str) -> tuple[nn.Module, Splits, bool]:
+    """The row's model, made again by running its config (prune and recovery); as _from_saved."""
     from sweeplab.engine.pipeline import run
     from sweeplab.engine.task import build_spec
 
