@@ -13,7 +13,7 @@ import argparse
 import gc
 import sys
 
-from sweeplab.errors import SweeplabError, check_new_path
+from sweeplab.errors import SweeplabError
 
 
 def _run(overrides: list[str]) -> int:
@@ -149,18 +149,16 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "and only sweeplab's classes and those named here are built from it",
     )
     p.add_argument("--results-dir", default="results", help="default: results")
-    p.set_defaults(handler=_export)
+    rebuild = "re-run prune and recovery instead of loading the weights saved with the row"
+    p.add_argument("--rebuild", action="store_true", help=rebuild)
+    # Positionals may also follow the options: RUN_ID OUT --results-dir DIR KEY._target_=CLASS.
+    p.set_defaults(handler=_export, trailing="trusted")
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sweeplab.engine.export_run import export_run
-    from sweeplab.engine.row_targets import parse_trusted
+    from sweeplab.engine.export_run import export_command
 
-    check_new_path(args.out, "OUT", folder=True)  # before the run is rebuilt, not after
-    trusted = parse_trusted(args.trusted)
-    out = export_run(args.results_dir, args.run_id, args.out, trusted)
-    print(f"exported {args.run_id} to {out} (load it with: python {out}/load.py)")
-    return 0
+    return export_command(args.results_dir, args.run_id, args.out, args.trusted, args.rebuild)
 
 
 def _add_wandb_log(sub: argparse._SubParsersAction) -> None:
@@ -268,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             from sweeplab.engine.launch import complete
 
             return complete(argv)
-        args = parser().parse_args(argv)
+        p = parser()
+        args, extra = p.parse_known_args(argv)
+        # A command's list of positionals (`trailing`) takes those that follow its options.
+        if extra and getattr(args, "trailing", None) and not any(a[:1] == "-" for a in extra):
+            getattr(args, args.trailing).extend(extra)
+        elif extra:
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.handler(args)
     except SweeplabError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from sweeplab.errors import SweeplabError
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How a raw input becomes what the splits hold: x = (raw / scale - mean[c]) / std[c].
+
+    mean and std hold one value for every channel, or one per channel c. An export states it,
+    so a user feeds a pruned model what it was trained on.
+    """
+
+    raw: str  # what a raw input is, e.g. "pixel bytes 0-255"
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 @dataclass
@@ -24,6 +38,8 @@ class Splits:
     test_y: Tensor
     num_classes: int
     augment: bool = False  # training batches get crop_flip (random crop + flip) on the device
+    normalization: Normalization | None = None  # None: the loader did not say
+    classes: tuple[str, ...] = ()  # class k's name at index k; () when the loader names none
 
     @classmethod
     def standardized(
@@ -33,9 +49,16 @@ class Splits:
         val: tuple[Tensor, Tensor],
         test: tuple[Tensor, Tensor],
         num_classes: int,
+        raw: tuple[str, float] = ("as given", 1.0),
+        classes: tuple[str, ...] = (),
     ) -> Splits:
-        """Build checked splits, standardizing all images with the train split's mean and std."""
+        """Build checked splits, standardizing all images with the train split's mean and std.
+
+        raw: what the loader's inputs were before it divided them by a scale, and that scale
+        (its images are raw / scale); recorded in `normalization` with the mean and std.
+        """
         mean, std = train[0].mean(), train[0].std()
+        normalization = Normalization(raw[0], raw[1], (float(mean),), (float(std),))
         return cls(
             name=name,
             train_x=(train[0] - mean) / std,
@@ -45,6 +68,8 @@ class Splits:
             test_x=(test[0] - mean) / std,
             test_y=test[1],
             num_classes=num_classes,
+            normalization=normalization,
+            classes=classes,
         ).validate()
 
     @property
@@ -53,11 +78,15 @@ class Splits:
 
     def to(self, device: torch.device | str) -> Splits:
         """Move every split to device once; batches are then slices of device tensors."""
-        moved = {k: getattr(self, k).to(device) for k in self._tensor_fields()}
-        return Splits(name=self.name, num_classes=self.num_classes, augment=self.augment, **moved)
+        return replace(self, **{k: getattr(self, k).to(device) for k in self._tensor_fields()})
 
     def validate(self) -> Splits:
         """Check labels lie in [0, num_classes) and splits are non-empty; return self."""
+        if self.classes and len(self.classes) != self.num_classes:
+            raise SweeplabError(
+                f"data={self.name}: {len(self.classes)} class names for {self.num_classes} "
+                "classes; name every class or none"
+            )
         for split in ("train", "val", "test"):
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
             if len(x) == 0 or len(x) != len(y):

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sweeplab.data.base import Splits, carve
+from sweeplab.data.base import Normalization, Splits, carve
+from sweeplab.data.classes import CLASSES
 from sweeplab.data.download import download as fetch
 from sweeplab.errors import SweeplabError, check_positive, check_seed
 
@@ -139,12 +140,16 @@ def _locate(root: Path, release: Release, download: bool) -> Path:
     return extract(archive, release, root)
 
 
-def _standardize(train: Tensor, *others: Tensor) -> list[Tensor]:
+def _standardize(train: Tensor, *others: Tensor) -> tuple[list[Tensor], Normalization]:
     """Scale uint8 images to [0, 1], then standardize each channel with train statistics."""
     x = train.float().div_(255)
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
     std = x.std(dim=(0, 2, 3), keepdim=True)
-    return [(t.float().div_(255) - mean) / std for t in (train, *others)]
+    normalization = Normalization(
+        "pixel bytes 0-255 (uint8, RGB)", 255.0, tuple(mean.flatten().tolist()),
+        tuple(std.flatten().tolist()),
+    )  # fmt: skip
+    return [(t.float().div_(255) - mean) / std for t in (train, *others)], normalization
 
 
 def load_cifar(
@@ -180,7 +185,7 @@ def load_cifar(
     x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     (train_x, train_y), (val_x, val_y) = carve(x, y, val_size, split_seed)
     test_x, test_y = read_batch(folder / release.test, release.label_key)
-    train_x, val_x, test_x = _standardize(train_x, val_x, test_x)
+    (train_x, val_x, test_x), normalization = _standardize(train_x, val_x, test_x)
     return Splits(
         name=name,
         train_x=train_x,
@@ -191,6 +196,8 @@ def load_cifar(
         test_y=test_y,
         num_classes=release.num_classes,
         augment=bool(augment),
+        normalization=normalization,
+        classes=CLASSES[name],
     ).validate()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from sweeplab.data.base import Splits, carve
+from sweeplab.data.classes import DIGITS
 from sweeplab.errors import SweeplabError, check_fraction, check_seed
 
 
@@ -42,5 +43,6 @@ def load_digits(
         rest_x, rest_y, round(n * val_fraction), split_seed + 1, "data.val_fraction"
     )
     return Splits.standardized(
-        name, (train_x, train_y), (val_x, val_y), (test_x, test_y), num_classes=10
-    )
+        name, (train_x, train_y), (val_x, val_y), (test_x, test_y), num_classes=10,
+        raw=("pixel intensities 0-16 (scikit-learn's 8x8 digits)", 1.0), classes=DIGITS,
+    )  # fmt: skip

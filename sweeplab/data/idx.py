@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sweeplab.data.base import Splits, carve
+from sweeplab.data.classes import CLASSES
 from sweeplab.data.download import download as fetch
 from sweeplab.errors import SweeplabError, check_positive, check_seed
 
@@ -129,5 +130,6 @@ def load_idx(
     test_x = torch.from_numpy(arrays["test_x"].copy()).float().div_(255).unsqueeze(1)
     test_y = torch.from_numpy(arrays["test_y"].astype(np.int64))
     return Splits.standardized(
-        name, (train_x, train_y), (val_x, val_y), (test_x, test_y), num_classes=10
-    )
+        name, (train_x, train_y), (val_x, val_y), (test_x, test_y), num_classes=10,
+        raw=("pixel bytes 0-255 (uint8, as in the IDX file)", 255.0), classes=CLASSES[name],
+    )  # fmt: skip

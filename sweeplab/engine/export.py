@@ -7,12 +7,15 @@ model.pt2   the architecture as a torch.export program (traced in eval mode, any
 weights.pt  sparse=True only: every tensor in the encoding costs.encode_choice picks
             (dense, bitmask or index), so its payload is exactly costs.size_sparse_bytes;
 load.py     a 40-line loader: `import load; model = load.load(folder)`;
-README.txt  those two lines.
+README.txt  those two lines, and the inputs the model expects (shape, normalization), its
+            classes and its run (engine.model_card);
+meta.json   the same facts, machine-readable.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import shutil
 import uuid
@@ -21,34 +24,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sweeplab.engine.costs import encode_choice, index_bytes, shippable
+from sweeplab.engine.costs import shippable
+from sweeplab.engine.encoding import decode, encode
+from sweeplab.engine.model_card import ModelCard
 from sweeplab.engine.plain import plain_copy
 from sweeplab.errors import SweeplabError
 
-LOADER = '''"""Load a model exported by sweeplab; needs only torch (>= 2.6), not sweeplab."""
-
-import math
-from pathlib import Path
-
-import torch
-
-
-def decode(entry: dict) -> torch.Tensor:
-    """One tensor from its stored form: dense, bitmask (bits + values) or index (+ values)."""
-    if entry["format"] == "dense":
-        return entry["tensor"]
-    shape = entry["shape"]
-    flat = torch.zeros(math.prod(shape), dtype=entry["values"].dtype)
-    if entry["format"] == "bitmask":
-        shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
-        keep = ((entry["bits"].unsqueeze(1) >> shifts) & 1).flatten()[: flat.numel()].bool()
-        flat[keep] = entry["values"]
-    elif entry["format"] == "index":
-        flat[entry["index"].to(torch.int64)] = entry["values"]
-    else:
-        raise ValueError(f"unknown tensor format {entry['format']!r}")
-    return flat.view(shape)
-
+# The loader a user runs: torch and math only (decode's source is copied in, not imported).
+LOADER = (
+    '"""Load a model exported by sweeplab; needs only torch (>= 2.6), not sweeplab."""\n\n'
+    "import math\nfrom pathlib import Path\n\nimport torch\n\n\n"
+    + inspect.getsource(decode)
+    + '''
 
 def load(folder: str | Path) -> torch.nn.Module:
     """The exported model, in eval mode on the CPU; call it under torch.inference_mode()."""
@@ -60,38 +47,15 @@ def load(folder: str | Path) -> torch.nn.Module:
         model.load_state_dict({k: decode(v) for k, v in stored.items()}, assign=True)
     return model
 '''
-
-README = """Exported by sweeplab. Load with torch alone (>= 2.6), from this folder's parent:
-
-    import sys; sys.path.insert(0, "{name}"); import load
-    model = load.load("{name}")  # then: with torch.inference_mode(): model(x)
-"""
-
-
-def encode(t: Tensor) -> dict[str, object]:
-    """A tensor in the smallest of the encodings (see costs.encode_choice), ready for torch.save."""
-    choice = encode_choice(t)
-    if choice.format == "dense":
-        return {"format": "dense", "tensor": t.float() if t.is_floating_point() else t}
-    flat = t.detach().flatten()
-    keep = flat != 0
-    entry: dict[str, object] = {
-        "format": choice.format,
-        "shape": list(t.shape),
-        "values": flat[keep].float(),
-    }
-    if choice.format == "bitmask":
-        bits = torch.cat([keep, keep.new_zeros((-len(keep)) % 8)]).view(-1, 8).to(torch.uint8)
-        shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
-        entry["bits"] = (bits << shifts).sum(1).to(torch.uint8)
-    else:
-        dtype = {1: torch.uint8, 2: torch.uint16, 4: torch.int32}[index_bytes(t.numel())]
-        entry["index"] = keep.nonzero().flatten().to(dtype)
-    return entry
+)
 
 
 def export_model(
-    model: nn.Module, example_input: Tensor, out_path: str | Path, sparse: bool
+    model: nn.Module,
+    example_input: Tensor,
+    out_path: str | Path,
+    sparse: bool,
+    card: ModelCard | None = None,
 ) -> Path:
     """Write model to a new folder out_path that `load.py` in it loads with torch alone.
 
@@ -101,6 +65,7 @@ def export_model(
         out_path: folder to create; it must not exist yet.
         sparse: store the weights in the sparse encoding (unstructured pruning) instead of
             inside the program (a structurally pruned model, already small).
+        card: what README.txt and meta.json state; by default only the input shape.
     Returns:
         out_path.
     """
@@ -125,7 +90,9 @@ def export_model(
         program = torch.export.export(cpu, (x,), dynamic_shapes=dynamic)
         torch.export.save(program, tmp / "model.pt2")
         (tmp / "load.py").write_text(LOADER)
-        (tmp / "README.txt").write_text(README.format(name=out.name))
+        card = card or ModelCard(input_shape=tuple(example_input.shape[1:]))
+        (tmp / "README.txt").write_text(card.readme(out.name))
+        (tmp / "meta.json").write_text(card.meta_json())
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,6 +27,7 @@ from sweeplab.engine.latency import REPEATS
 from sweeplab.engine.measure import accuracy, measure
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.recovery import Recovery
+from sweeplab.engine.row_weights import Weights
 from sweeplab.engine.schedules import Schedule
 from sweeplab.engine.snapshots import state_of
 from sweeplab.engine.train import fit, steps_per_epoch
@@ -76,6 +77,7 @@ class Measured:
     round: int | None = None
     requested: float | None = None
     final: bool = True  # the run's last result: its row carries the run's own id
+    weights: Weights | None = field(default=None, repr=False)  # the model measured, to save
 
 
 class Run:
@@ -236,9 +238,8 @@ class Run:
             **self.measured,
             **outcome.extra,  # recovery-specific fields (weight sharing's size) win
         }
-        result = Measured(
-            values, self.seconds, outcome.round, outcome.requested, final=outcome.final
-        )
+        result = Measured(values, self.seconds, outcome.round, outcome.requested, outcome.final)
+        result.weights = Weights.of(self.model, self.structured)
         self.results.append(result)
         self.seconds, self.measured = {}, {}
         if self.spec.on_result is not None:

@@ -169,6 +169,7 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
 
     import torch
 
+    from sweeplab.engine import row_weights
     from sweeplab.engine.pipeline import run
 
     print(f"run  {rid}: {_describe(labels)}", flush=True)
@@ -191,6 +192,9 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
         if result.requested is not None:
             core["sparsity_requested"] = result.requested
         metrics = {**dense, **result.values}
+        if result.weights is not None:  # saved beside the row: export needs no re-run
+            sha = row_weights.save(results_dir, core["run_id"], result.weights)
+            metrics[row_weights.DIGEST_KEY] = sha
         row = ResultRow(**core, round=result.round, seconds=result.seconds, metrics=metrics)
         path = store.write_row(results_dir, row)
         written.append(row)
