@@ -247,10 +247,6 @@ class Run:
         return result
 
 
-def _device(accelerator: str) -> torch.device:
-    return torch.device("cuda" if accelerator in ("gpu", "cuda") else "cpu")
-
-
 def run(spec: RunSpec) -> Run:
     """Train (or load) the dense model, then let the schedule prune and recover it.
 
@@ -259,10 +255,14 @@ def run(spec: RunSpec) -> Run:
         model with its zeros baked in.
     """
     start = time.perf_counter()
-    device = _device(spec.accelerator)
+    device = torch.device("cuda" if spec.accelerator in ("gpu", "cuda") else "cpu")
     splits = spec.load_data().to(device)
     job = Run(spec, splits, device)
     data_seconds = time.perf_counter() - start
+    if spec.pruner.trains_sparse:  # static, SET, RigL: no dense model, sparse from the start
+        from sweeplab.engine.sparse_training import train_sparse
+
+        return train_sparse(job, data_seconds)
 
     # A pruner, schedule or recovery that cannot act on this model and data says so now, not
     # after dense training.

@@ -23,6 +23,7 @@ STREAMS: dict[str, int] = {
     "scores": 4,  # stochastic criteria (random scores, random channels)
     "score_batches": 5,  # order of the batches data-driven criteria score on
     "control": 6,  # re-initialization of the lottery ticket's control and of retrain
+    "sparse": 7,  # sparse training: 0 = the initial random mask, 1 = SET's random regrowth
 }
 
 

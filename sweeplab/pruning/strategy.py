@@ -29,9 +29,12 @@ class Strategy:
         sparsity: the configured target (pruning.sparsity), a fraction of the prunable
             weights; None where the strategy sets its amount itself (threshold or quality
             modes, structured ratios).
+        trains_sparse: trains sparse from initialization on its own mask (static, SET,
+            RigL: sweeplab.pruning.dynamic): no dense model is trained or cached.
     """
 
     produces: ClassVar[Produces] = "masks"
+    trains_sparse: ClassVar[bool] = False
     name: str
     granularity: str = "weight"
     sparsity: float | None = None
