@@ -120,7 +120,7 @@ class MaskUpdates(StepCallback):
         fraction = self.pruner.fraction_at(step, self.total)
         moved = {}
         for name, mask in self.masks.items():
-            weight = getattr(_owner(self.model, name), "weight_orig")
+            weight = _owner(self.model, name).weight_orig
             grow = self.pruner.grow_scores(weight, self.gradients.get(name), self.generator)
             new = update_mask(mask, drop_scores(weight, mask), grow, drop_count(mask, fraction))
             grown = (new > 0) & (mask == 0)

@@ -72,10 +72,7 @@ def train_sparse(job: Run, data_seconds: float) -> Run:
         initial = pruner.masks(job.model, [], streams.generator(spec.seed, "sparse", 0))
         apply_masks(job.model, initial)
     # The attached buffers themselves: updates change them in place, the row measures them.
-    masks = {
-        name: getattr(job.model.get_submodule(name.rpartition(".")[0]), "weight_mask")
-        for name in initial
-    }
+    masks = {name: job.model.get_submodule(name.rpartition(".")[0]).weight_mask for name in initial}
     updates = None
     if isinstance(pruner, DynamicSparse):
         grow = streams.generator(spec.seed, "sparse", 1)

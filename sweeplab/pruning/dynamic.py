@@ -46,8 +46,10 @@ def drop_fraction(step: int, initial: float, end: int, anneal: str) -> float:
 
 
 def drop_count(mask: Tensor, fraction: float) -> int:
-    """Active weights one update drops: int(n_active * fraction), as the reference's cast."""
-    return int(int(mask.count_nonzero()) * fraction)
+    """Active weights one update drops: int(n_active * fraction) in float32, as the reference
+    computes it (in float64, 90 * 0.7 is 62.999... and would drop one weight fewer)."""
+    product = torch.tensor(float(mask.count_nonzero()), dtype=torch.float32) * fraction
+    return int(product.item())
 
 
 def drop_scores(weight: Tensor, mask: Tensor) -> Tensor:
@@ -102,7 +104,7 @@ class SparseFromScratch(Random):
 
     def __init__(
         self,
-        sparsity: float | None = 0.9,
+        sparsity: float = 0.9,
         scope: str = "layer",
         name: str | None = None,
         exclude: Sequence[str] = (),
@@ -113,11 +115,6 @@ class SparseFromScratch(Random):
             sparsity, scope, name, exclude, distribution=distribution,
             erk_power_scale=erk_power_scale,
         )  # fmt: skip
-        if self.sparsity is None:
-            raise SweeplabError(
-                f"pruning={self.name} trains at pruning.sparsity from initialization; set it, "
-                "e.g. pruning.sparsity=0.9"
-            )
 
     def update_steps(self, total: int) -> list[int]:
         """Optimizer steps (1-based) after which the mask is updated in a fit of `total`."""
@@ -143,7 +140,7 @@ class DynamicSparse(SparseFromScratch):
 
     def __init__(
         self,
-        sparsity: float | None = 0.9,
+        sparsity: float = 0.9,
         scope: str = "layer",
         name: str | None = None,
         exclude: Sequence[str] = (),

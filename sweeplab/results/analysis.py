@@ -133,7 +133,9 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     points = grouped.agg(**agg).reset_index()
     points["run_ids"] = _lists(grouped.ngroup().to_numpy(), ok["run_id"], len(points))
 
-    models = ok.drop_duplicates([*groups, "dense_id"])
+    # Runs that trained sparse from initialization (static, SET, RigL) share their dense_id
+    # (data, model, recipe, seed) but have no dense model: they must not stand for it.
+    models = ok[ok["acc_dense_test"].notna()].drop_duplicates([*groups, "dense_id"])
     dense = (
         models.groupby([*groups, "_dense"], dropna=False, sort=False)
         .agg(
