@@ -19,10 +19,12 @@ from sweeplab.data.digits import load_digits
 from sweeplab.engine.mask_updates import MaskUpdates, Update
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.train import StepCallback, fit
+from sweeplab.errors import SweeplabError
 from sweeplab.models.mlp import MLP
 from sweeplab.pruning.dynamic import SET, DynamicSparse, RigL, drop_count
 from sweeplab.pruning.masks import apply_masks
 from sweeplab.results.analysis import summarize
+from sweeplab.results.objectives import objective_values
 from sweeplab.results.rows import load_rows
 
 # -- google-research/rigl @ d39fc7d, rigl/sparse_optimizers_base.py, transcribed to numpy ------
@@ -275,6 +277,16 @@ def test_tables_report_and_export_read_a_folder_that_mixes_them(mixed: Path, cli
     export = cli(["export", rid, "exported", "--results-dir", "results"], cwd=mixed.parent)
     assert export.returncode == 0, export.stderr
     assert (mixed.parent / "exported" / "weights.pt").exists()
+
+
+def test_a_search_for_the_sparsity_within_a_drop_names_the_missing_dense_accuracy(
+    mixed: Path,
+) -> None:
+    rows = _rows(mixed)
+    values = objective_values(rows["rigl"], ["acc_finetuned_val", "compression"], 0.01)
+    assert values[0] == rows["rigl"]["metrics"]["acc_finetuned_val"]
+    with pytest.raises(SweeplabError, match=r"\(rigl\) has no dense accuracy"):
+        objective_values(rows["rigl"], ["sparsity_within_drop"], 0.01)
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,12 @@ def objective_values(row: Mapping[str, Any], names: Iterable[str], max_drop: flo
     values = []
     for name in check_objectives(names):
         if name == "sparsity_within_drop":
+            if not _is_number(row.get("acc_dense_val")):  # static, SET, RigL: no dense model
+                raise SweeplabError(
+                    f"run {row.get('run_id')} ({row.get('strategy')}) has no dense accuracy to "
+                    "measure a drop from; search it with other objectives, e.g. "
+                    "hparams_search=pareto"
+                )
             drop = float(row["acc_dense_val"]) - float(row["acc_finetuned_val"])
             value = row["sparsity_achieved"] if drop <= max_drop else -drop
         else:
