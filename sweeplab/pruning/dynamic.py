@@ -99,7 +99,6 @@ class SparseFromScratch(Random):
     """
 
     trains_sparse: ClassVar[bool] = True
-    updates: ClassVar[bool] = False  # SET and RigL change the mask during training
     needs_gradient: ClassVar[bool] = False  # RigL grows by the dense gradient
 
     def __init__(
@@ -135,8 +134,6 @@ class DynamicSparse(SparseFromScratch):
         stop_at: fraction of training's optimizer steps after which the mask is frozen.
         (the other arguments: SparseFromScratch)
     """
-
-    updates: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -179,15 +176,21 @@ class DynamicSparse(SparseFromScratch):
         steps = range(self.every, end + 1, self.every)
         found = [k for k in steps if self.fraction_at(k, total) > 0]
         if not found:
+            fix = (
+                f"lower pruning.update_every (at most {end - 1}) or raise train.epochs"
+                if end > 1
+                else "raise train.epochs or pruning.stop_at"
+            )
             raise SweeplabError(
                 f"pruning.update_every={self.every}: pruning={self.name} would never update its "
                 f"mask, training has {total} optimizer steps and freezes the mask after step "
-                f"{end} (pruning.stop_at={self.stop_at}); lower pruning.update_every "
-                f"(below {end}) or raise train.epochs"
+                f"{end} (pruning.stop_at={self.stop_at}); {fix}"
             )
         return found
 
-    def grow_scores(self, weight: Tensor, gradient: Tensor | None, generator: torch.Generator):
+    def grow_scores(
+        self, weight: Tensor, gradient: Tensor | None, generator: torch.Generator
+    ) -> Tensor:
         """Higher = grow first; shaped like `weight`, on its device."""
         raise NotImplementedError
 
