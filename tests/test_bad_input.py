@@ -347,8 +347,60 @@ CONFIG_CASES = {
         "trainer.accelerator='tpu' is not one of ['cpu', 'gpu', 'cuda']; use trainer=cpu",
     ),
     "trainer_key_unknown": (
-        ["+trainer.precision=16"],
-        "trainer.precision is not a trainer setting; remove it or use one of ['accelerator',",
+        ["+trainer.max_steps=10"],
+        "trainer.max_steps is not a trainer setting; remove it or use one of ['accelerator', "
+        "'devices', 'threads', 'inner_steps', 'precision', 'deterministic', 'benchmark', "
+        "'gradient_clip_val', 'gradient_clip_algorithm', 'accumulate_grad_batches', "
+        "'num_sanity_val_steps', 'max_time', 'detect_anomaly', 'progress', 'progress_every']",
+    ),
+    "precision_16_mixed_on_cpu": (
+        ["trainer.precision=16-mixed"],
+        "trainer.precision=16-mixed is not supported on CPU (Lightning would train in "
+        "bf16-mixed instead); use trainer.precision=bf16-mixed or trainer=gpu",
+    ),
+    "precision_unknown": (
+        ["trainer.precision=8"],
+        "trainer.precision=8 is not one of ['32-true', '16-mixed', 'bf16-mixed']; use e.g. "
+        "trainer.precision=bf16-mixed",
+    ),
+    "precision_true_half": (
+        ["trainer.precision=bf16-true"],
+        "trainer.precision=bf16-true keeps the weights in bfloat16 after training, which pruning",
+    ),
+    "clip_negative": (
+        ["trainer.gradient_clip_val=-1"],
+        "trainer.gradient_clip_val=-1 must be a positive number; e.g. "
+        "trainer.gradient_clip_val=1.0",
+    ),
+    "clip_algorithm_unknown": (
+        ["trainer.gradient_clip_val=1", "trainer.gradient_clip_algorithm=max"],
+        "trainer.gradient_clip_algorithm='max' is not one of ['norm', 'value']",
+    ),
+    "accumulate_zero": (
+        ["trainer.accumulate_grad_batches=0"],
+        "trainer.accumulate_grad_batches=0 must be a positive integer; e.g. "
+        "trainer.accumulate_grad_batches=2",
+    ),
+    "sanity_steps_below_minus_one": (
+        ["trainer.num_sanity_val_steps=-2"],
+        "trainer.num_sanity_val_steps=-2 is not an integer >= -1",
+    ),
+    "max_time_text": (
+        ["trainer.max_time=soon"],
+        "trainer.max_time='soon' is not a positive number of seconds or DD:HH:MM:SS; use e.g. "
+        "trainer.max_time=3600",
+    ),
+    "deterministic_text": (
+        ["trainer.deterministic=yes"],
+        "trainer.deterministic='yes' is not true or false or warn",
+    ),
+    "progress_unknown": (
+        ["trainer.progress=tqdm"],
+        "trainer.progress='tqdm' is not one of ['auto', 'bar', 'lines', 'off']",
+    ),
+    "progress_every_negative": (
+        ["trainer.progress_every=-1"],
+        "trainer.progress_every=-1 must be a finite number >= 0; e.g. trainer.progress_every=10",
     ),
     "threads_negative": (["trainer.threads=-1"], "trainer.threads=-1 must be a positive integer"),
     "latency_text": (

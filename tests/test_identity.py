@@ -65,3 +65,43 @@ def test_moved_classes_keep_their_ids_and_old_rows_name_todays_classes() -> None
     }
     assert identity.run_id(moved) == identity.run_id(pinned)
     assert current_targets(pinned) == moved
+
+
+def test_trainer_settings_that_change_results_join_both_ids_and_defaults_do_not() -> None:
+    base = resolved([])
+    same = [
+        "trainer.precision=32", "trainer.precision=32-true", "trainer.gradient_clip_algorithm=norm",
+        "trainer.gradient_clip_algorithm=value",  # with no clip value it does nothing
+        "trainer.accumulate_grad_batches=1", "trainer.deterministic=true",
+        "trainer.benchmark=true", "trainer.num_sanity_val_steps=2", "trainer.detect_anomaly=true",
+        "trainer.progress=off", "trainer.progress_every=0", "trainer.inner_steps=1",
+    ]  # fmt: skip
+    for override in same:
+        config = resolved([override])
+        assert identity.run_id(config) == identity.run_id(base), override
+        assert identity.dense_id(config) == identity.dense_id(base), override
+    changed = [
+        "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
+        "trainer.accumulate_grad_batches=2", "trainer.max_time=600",
+    ]  # fmt: skip
+    ids = {identity.run_id(base)}
+    for override in changed:
+        config = resolved([override])
+        assert identity.dense_id(config) != identity.dense_id(base), override
+        ids.add(identity.run_id(config))
+    assert len(ids) == 1 + len(changed)
+    # One setting, two spellings: one id.
+    assert identity.run_id(resolved(["trainer.precision=bf16"])) == identity.run_id(
+        resolved(["trainer.precision=bf16-mixed"])
+    )
+    assert identity.run_id(resolved(["trainer.max_time=00:00:10:00"])) == identity.run_id(
+        resolved(["trainer.max_time=600"])
+    )
+    assert identity.run_id(resolved(["trainer.gradient_clip_val=1"])) == identity.run_id(
+        resolved(["trainer.gradient_clip_val=1.0"])
+    )
+    clip = ["trainer.gradient_clip_val=1.0"]
+    by_value = resolved([*clip, "trainer.gradient_clip_algorithm=value"])
+    assert identity.run_id(by_value) != identity.run_id(resolved(clip))
+    # Pinned, like the ids above: bump deliberately only.
+    assert identity.run_id(resolved(["trainer.precision=bf16-mixed"])) == "c6949acf90ab"

@@ -26,7 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from sweeplab.engine import interrupts
+from sweeplab.engine import interrupts, sweep_position
 
 _RESUME = "finished runs are kept; run the same command again to run only the missing ones"
 
@@ -50,6 +50,8 @@ class SweeplabSweeper(BasicSweeper):
 
         interrupts.install_hook()  # a Ctrl-C swallowed at exit prints no traceback
         start, returns, first = time.perf_counter(), [], 0
+        # Every job prints [i/N] (engine/sweep_position.py): N reaches workers in the environment.
+        sweep_position.announce(sum(len(batch) for batch in self.overrides))
         try:
             while not self.is_done():
                 batch = self.get_job_batch()
@@ -65,6 +67,8 @@ class SweeplabSweeper(BasicSweeper):
             print(f"sweep: {what} {_RESUME}", file=sys.stderr, flush=True)
             self._clean_up_workers()
             sys.exit(130 if interrupted else 1)
+        finally:
+            sweep_position.withdraw()
         _release_pool()
         summarize([r for results in returns for r in results], time.perf_counter() - start)
         return returns

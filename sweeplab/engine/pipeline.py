@@ -31,6 +31,7 @@ from sweeplab.engine.row_weights import Weights
 from sweeplab.engine.schedules import Schedule
 from sweeplab.engine.snapshots import state_of
 from sweeplab.engine.train import fit, steps_per_epoch
+from sweeplab.engine.trainer_settings import DEFAULTS, TrainerSettings
 from sweeplab.pruning.base import Pruner
 from sweeplab.pruning.budget import Target
 from sweeplab.pruning.masks import apply_masks, load_unmasked, remove_masks
@@ -56,6 +57,7 @@ class RunSpec:
     accelerator: str = "cpu"
     devices: int = 1
     inner_steps: int = 8
+    trainer: TrainerSettings = DEFAULTS  # precision, clipping, accumulation, progress, ...
     logger: Logger | None = None
     latency: bool = True  # measure CPU inference latency (median, quartiles of latency_repeats)
     latency_repeats: int = REPEATS
@@ -167,6 +169,7 @@ class Run:
                 accelerator=self.spec.accelerator,
                 devices=self.spec.devices,
                 inner_steps=self.spec.inner_steps,
+                settings=self.spec.trainer,
                 logger=self.spec.logger,
                 **kw,
             )

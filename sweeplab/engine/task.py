@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.configs import CONF
-from sweeplab.engine import claims, interrupts
+from sweeplab.engine import claims, interrupts, sweep_position
 from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.engine.signatures import supplied_arguments, target_name
 from sweeplab.errors import SweeplabError
@@ -81,6 +82,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     check_combination(pruner, schedule, recovery)
     from sweeplab.engine.loggers import make_logger
     from sweeplab.engine.recipe import TrainConfig
+    from sweeplab.engine.trainer_settings import TrainerSettings
 
     train = TrainConfig.of(config["train"], "train").check("train")
     finetune = TrainConfig.of(config["finetune"], "finetune").check(
@@ -118,6 +120,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
         inner_steps=int(trainer.inner_steps),
+        trainer=TrainerSettings.of(config["trainer"]),
         logger=make_logger(logger_factory, rid, _labels(cfg, rid, did)),
         latency=bool(cfg.measure.latency),
         # Checked only when timed (validate.check_measure): too few samples give no spread.
@@ -149,13 +152,14 @@ def execute(cfg: DictConfig) -> ResultRow | Literal["claimed"] | None:
     labels = _labels(cfg, rid, did)
     _note_in_manifest(rid)
     store.remove_orphan_temps_once(results_dir, cfg.paths.cache_dir)  # of killed writers
-    skip = f"skip {rid}: already finished ({store.row_path(results_dir, rid)})"
+    at = sweep_position.prefix()  # "[i/N] " in a sweep of sweeplab's sweeper
+    skip = f"{at}skip {rid}: already finished ({store.row_path(results_dir, rid)})"
     if store.finished(results_dir, rid):
         print(skip, flush=True)
         return None
     with claims.claim(results_dir, rid) as claim:
         if not claim.ours:
-            print(f"claimed {rid}: running in {claim.holder} ({claim.path})", flush=True)
+            print(f"{at}claimed {rid}: running in {claim.holder} ({claim.path})", flush=True)
             return "claimed"
         if store.finished(results_dir, rid):  # by the worker whose claim ended just now
             print(skip, flush=True)
@@ -165,6 +169,7 @@ def execute(cfg: DictConfig) -> ResultRow | Literal["claimed"] | None:
 
 def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) -> ResultRow:
     results_dir = cfg.paths.results_dir
+    start = time.perf_counter()
     spec = build_spec(cfg, rid, did)
 
     import torch
@@ -172,7 +177,7 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
     from sweeplab.engine import row_weights
     from sweeplab.engine.pipeline import run
 
-    print(f"run  {rid}: {_describe(labels)}", flush=True)
+    print(f"{sweep_position.prefix()}run  {rid}: {_describe(labels)}", flush=True)
     common = dict(
         **labels,
         config=resolved,
@@ -221,6 +226,7 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
         store.write_row(results_dir, row)
         traceback.print_exc()
         raise
+    sweep_position.finished(time.perf_counter() - start)
     row = written[-1]
     if spec.logger is not None:
         from sweeplab.engine.loggers import log_result

@@ -21,7 +21,10 @@ from sweeplab.data.augment import crop_flip
 from sweeplab.data.base import Splits, TensorBatches
 from sweeplab.engine import streams
 from sweeplab.engine.penalties import bn_scales, l1
+from sweeplab.engine.progress import progress_callbacks
 from sweeplab.engine.recipe import TrainConfig
+from sweeplab.engine.stepping import Stepper
+from sweeplab.engine.trainer_settings import DEFAULTS, TrainerSettings, torch_flags_kept
 from sweeplab.pruning.masks import PRUNABLE_TYPES
 
 # Config section that holds each phase's hyperparameters, for error messages.
@@ -72,6 +75,7 @@ class LitClassifier(pl.LightningModule):
         distill: optional teacher for distillation.
         steps_per_epoch: optimizer steps in one epoch (default total_steps / cfg.epochs); the
             step lr schedule and warmup count epochs in these.
+        settings: precision, clipping, accumulation (engine/stepping.py); default: none.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class LitClassifier(pl.LightningModule):
         distill: Distillation | None = None,
         augment: torch.Generator | None = None,
         steps_per_epoch: float | None = None,
+        settings: TrainerSettings = DEFAULTS,
     ) -> None:
         super().__init__()
         self.model = model
@@ -95,8 +100,8 @@ class LitClassifier(pl.LightningModule):
         self.distill = distill
         self.augment = augment  # generator for crop_flip, or None for no augmentation
         self.automatic_optimization = False
-        self.optimizer_steps = 0
-        self._plain_backward = True
+        self.optimizer_steps = 0  # minibatches trained; one optimizer step each unless accumulated
+        self.stepper = Stepper(settings)
         self._step_callbacks: list[StepCallback] = []
         self._penalized: list[nn.Module] = []
         self._bn_scales: list[Tensor] = []
@@ -107,9 +112,6 @@ class LitClassifier(pl.LightningModule):
         return self.model(x)
 
     def on_train_start(self) -> None:
-        # fp32: loss.backward() is exactly what manual_backward does, minus ~0.1 ms of hooks
-        # per step; other precisions need Lightning's scaling.
-        self._plain_backward = str(self.trainer.precision) in ("32-true", "32")
         self._step_callbacks = [c for c in self.trainer.callbacks if isinstance(c, StepCallback)]
         if self.cfg.weight_l1 or self.cfg.weight_l2:
             self._penalized = [m for m in self.model.modules() if isinstance(m, PRUNABLE_TYPES)]
@@ -142,13 +144,10 @@ class LitClassifier(pl.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        # One Lightning batch carries `inner_steps` minibatches; each gets its own optimizer
-        # step on the raw optimizer, in the same order as unchunked training, so results are
-        # identical. Lightning's per-batch machinery (fetcher, device transfer, hooks, the
-        # automatic-optimization closure) cost ~0.4 ms per step, ~30% of a LeNet-300-100 step
-        # on 2 CPU cores; here it is paid once per chunk (bench/throughput.py).
-        opt = self.optimizers(use_pl_optimizer=False)
-        sched = self.lr_schedulers()
+        # One Lightning batch carries `inner_steps` minibatches, stepped (stepping.py) in the
+        # order of unchunked training: identical results. Lightning's per-batch machinery (~0.4
+        # ms, ~30% of a LeNet-300-100 step on 2 cores) is paid once per chunk (bench/throughput.py).
+        self.stepper.chunk(self)
         x, y = batch
         for xb, yb in zip(x.split(self.cfg.batch_size), y.split(self.cfg.batch_size), strict=True):
             if self.optimizer_steps >= self.total_steps:
@@ -159,20 +158,17 @@ class LitClassifier(pl.LightningModule):
             if self.augment is not None:
                 xb = crop_flip(xb, self.augment)
             loss = self.loss(xb, yb)
-            opt.zero_grad(set_to_none=True)
-            if self._plain_backward:
-                loss.backward()
-            else:
-                self.manual_backward(loss)
-            opt.step()
-            if sched is not None:
-                sched.step()
+            self.stepper.minibatch(loss, self.optimizer_steps + 1)
             self.optimizer_steps += 1
             for callback in self._step_callbacks:
                 callback.on_optimizer_step(self, self.optimizer_steps)
             # Summed here and logged once per epoch: per-step self.log costs more than a step.
             self._loss_sum = self._loss_sum.to(loss.device) + loss.detach()
             self._batches += 1
+
+    def on_validation_model_zero_grad(self) -> None:
+        self.stepper.flush()  # Lightning frees gradients before validating: step with them first
+        super().on_validation_model_zero_grad()
 
     def on_train_epoch_end(self) -> None:
         mean = float(self._loss_sum) / max(self._batches, 1)
@@ -236,6 +232,7 @@ def fit(
     distill: Distillation | None = None,
     callbacks: Sequence[pl.Callback] = (),
     steps: int | None = None,
+    settings: TrainerSettings = DEFAULTS,
 ) -> None:
     """Train model in place on splits.train for cfg.epochs; validate on splits.val each epoch.
 
@@ -258,6 +255,7 @@ def fit(
         callbacks: Lightning callbacks; StepCallback ones also hear every optimizer step.
         steps: train exactly this many optimizer steps instead of cfg.epochs whole epochs (the
             last epoch may be partial); the batch order is the same as for whole epochs.
+        settings: the run's trainer settings (engine/trainer_settings.py); default: none.
     """
     if cfg.epochs == 0 or steps == 0:
         return
@@ -275,22 +273,24 @@ def fit(
     total = cfg.epochs * train.steps if steps is None else steps
     lit = LitClassifier(
         model, cfg, total, phase, lr_window, distill, augment=augment,
-        steps_per_epoch=train.steps,
+        steps_per_epoch=train.steps, settings=settings,
     )  # fmt: skip
-    trainer = pl.Trainer(
-        max_epochs=-(-total // train.steps),
-        accelerator=accelerator,
-        devices=devices,
-        logger=logger if logger is not None else False,
-        callbacks=list(callbacks),
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if validate else 0,
-        log_every_n_steps=1,
-    )
-    trainer.fit(lit, train_dataloaders=train, val_dataloaders=val)
+    progress, bar = progress_callbacks(settings, phase, index)
+    with torch_flags_kept():  # deterministic / benchmark are process-wide: not past this fit
+        trainer = pl.Trainer(
+            max_epochs=-(-total // train.steps),
+            accelerator=accelerator,
+            devices=devices,
+            logger=logger if logger is not None else False,
+            callbacks=[*callbacks, lit.stepper, *progress],
+            enable_checkpointing=False,
+            enable_progress_bar=bar,
+            enable_model_summary=False,
+            limit_val_batches=1.0 if validate else 0,
+            log_every_n_steps=1,
+            **settings.trainer_kwargs(),
+        )
+        trainer.fit(lit, train_dataloaders=train, val_dataloaders=val)
 
 
 def steps_per_epoch(splits: Splits, batch_size: int) -> int:

@@ -14,7 +14,11 @@ from typing import Any
 from sweeplab.engine.signatures import check_node, is_node
 from sweeplab.errors import SweeplabError, check_positive
 
-TRAINER_KEYS = ("accelerator", "devices", "threads", "inner_steps")
+TRAINER_KEYS = (
+    "accelerator", "devices", "threads", "inner_steps", "precision", "deterministic", "benchmark",
+    "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
+    "num_sanity_val_steps", "max_time", "detect_anomaly", "progress", "progress_every",
+)  # fmt: skip
 ACCELERATORS = ("cpu", "gpu", "cuda")
 MEASURE_KEYS = ("latency", "repeats", "checkpoints", "checkpoint_every")
 # Nodes instantiated with arguments the run supplies: a config key of that name would clash.
@@ -32,7 +36,8 @@ def check_known(section: str, values: Mapping[str, Any], keys: tuple[str, ...]) 
 
 
 def check_trainer(trainer: Mapping[str, Any]) -> None:
-    """The trainer section: known keys, one CPU or CUDA device, positive thread counts."""
+    """The trainer section: known keys, one CPU or CUDA device, positive thread counts, and
+    Lightning's settings (engine/trainer_settings.py)."""
     check_known("trainer", trainer, TRAINER_KEYS)
     accelerator = trainer.get("accelerator")
     if accelerator not in ACCELERATORS:
@@ -57,6 +62,9 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
     if trainer.get("threads") is not None:
         check_positive("trainer.threads", trainer["threads"], integer=True, example="2")
     check_positive("trainer.inner_steps", trainer.get("inner_steps"), integer=True, example="8")
+    from sweeplab.engine.trainer_settings import TrainerSettings
+
+    TrainerSettings.of(trainer)
 
 
 def check_measure(measure: Mapping[str, Any]) -> None:

@@ -7,12 +7,24 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# Config sections that determine a run's result. Paths, loggers, launchers and hardware flags
-# (trainer) are left out, so moving results or switching loggers keeps every id.
+# Config sections that determine a run's result. Paths, loggers, launchers and the trainer's
+# hardware flags are left out, so moving results or switching loggers keeps every id; the
+# trainer settings that change results (TRAINER_RESULT_KEYS) join through trainer_identity.
 RUN_KEYS = ("data", "model", "train", "pruning", "schedule", "recovery", "finetune", "seed")
 DENSE_KEYS = ("data", "model", "train", "seed")
 # Keys inside those sections that are locations, not content.
 IGNORED_KEYS = frozenset({"root", "download"})
+# Trainer settings that change a run's result (they join both ids when not default). The
+# others are hardware, speed or display: deterministic only picks deterministic kernels, which
+# on CPU are the ones torch runs anyway (on a GPU it removes run-to-run noise, not a change of
+# recipe); benchmark, detect_anomaly, num_sanity_val_steps, progress and threads change no
+# weight.
+TRAINER_RESULT_KEYS = (
+    "precision", "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
+    "max_time",
+)  # fmt: skip
+# Lightning's short precision names -> its full ones ("32-true" is the default, fp32).
+PRECISION_NAMES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 
 
 # A class's identity is the import path it had when run ids were first pinned: moving a class
@@ -66,6 +78,50 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def precision_name(value: object) -> str:
+    """Lightning's full name of a precision setting: 16 -> "16-mixed", null -> "32-true"."""
+    text = "32" if value is None else str(value)
+    return PRECISION_NAMES.get(text, text)
+
+
+def max_time_seconds(value: object) -> float | None:
+    """trainer.max_time in seconds: a number of seconds or Lightning's "DD:HH:MM:SS"; None
+    when it is neither (the trainer checks name the value)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    parts = str(value).split(":")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        return None
+    days, hours, minutes, seconds = (int(p) for p in parts)
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def trainer_identity(trainer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The trainer settings that change a run's result, in canonical form, defaults dropped:
+    None when all are defaults, so that a config without them keeps its id."""
+    t = trainer or {}
+    out: dict[str, Any] = {}
+    precision = precision_name(t.get("precision"))
+    if precision != "32-true":
+        out["precision"] = precision
+    if t.get("gradient_clip_val"):
+        out["gradient_clip_val"] = float(t["gradient_clip_val"])
+        if t.get("gradient_clip_algorithm") == "value":  # norm is the default
+            out["gradient_clip_algorithm"] = "value"
+    if t.get("accumulate_grad_batches") not in (None, 1):
+        out["accumulate_grad_batches"] = int(t["accumulate_grad_batches"])
+    if t.get("max_time") is not None:
+        out["max_time"] = max_time_seconds(t["max_time"])
+    return out or None
+
+
+def _with_trainer(config: Mapping[str, Any]) -> dict[str, Any]:
+    """config with its trainer section cut to trainer_identity (None: left out of the hash)."""
+    return {**config, "trainer": trainer_identity(config.get("trainer"))}
+
+
 def content_digest(config: Mapping[str, Any], keys: Iterable[str]) -> str:
     """Full sha256 of the canonical JSON of config[keys].
 
@@ -86,15 +142,17 @@ def content_id(config: Mapping[str, Any], keys: Iterable[str]) -> str:
 
 
 def run_id(config: Mapping[str, Any]) -> str:
-    """Identity of a whole run: data, model, train, pruning, recovery and seed."""
-    return content_id(config, RUN_KEYS)
+    """Identity of a whole run: data, model, train, pruning, recovery, seed and the trainer
+    settings of TRAINER_RESULT_KEYS."""
+    return content_id(_with_trainer(config), (*RUN_KEYS, "trainer"))
 
 
 def dense_id(config: Mapping[str, Any]) -> str:
-    """Identity of the dense model a run starts from: data, model, train and seed."""
-    return content_id(config, DENSE_KEYS)
+    """Identity of the dense model a run starts from: data, model, train, seed and the
+    trainer settings of TRAINER_RESULT_KEYS (they change dense training too)."""
+    return content_id(_with_trainer(config), (*DENSE_KEYS, "trainer"))
 
 
 def dense_digest(config: Mapping[str, Any]) -> str:
     """dense_id in full (64 hex): what a dense checkpoint records as its config."""
-    return content_digest(config, DENSE_KEYS)
+    return content_digest(_with_trainer(config), (*DENSE_KEYS, "trainer"))
