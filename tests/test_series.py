@@ -101,3 +101,13 @@ def test_a_key_set_on_some_rows_and_default_on_others_splits_the_series() -> Non
     })  # fmt: skip
     series, _ = card_labels(rows, ["data", "model"])
     assert series == ["g", "g", "g [width=7]"]
+
+
+def test_trainer_settings_that_change_results_split_series_and_hardware_does_not() -> None:
+    rows = pd.DataFrame({
+        "data": ["digits"] * 3, "model": ["mlp"] * 3, "strategy": ["g"] * 3,
+        "trainer.precision": [None, "bf16-mixed", None], "trainer.threads": [1, 1, 2],
+    })  # fmt: skip
+    series, dense = card_labels(rows, ["data", "model"])
+    assert series == ["g", "g [precision=bf16-mixed]", "g"]
+    assert dense == ["dense", "dense [precision=bf16-mixed]", "dense"]

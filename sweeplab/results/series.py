@@ -30,9 +30,11 @@ _NOT_SERIES = (
     *(f"{s}.{k}" for s in ("data", "model", "pruning", "schedule", "recovery")
       for k in ("name", "_target_")),
 )  # fmt: skip
-_DENSE_SECTIONS = tuple(f"{k}." for k in identity.DENSE_KEYS)
-# Only sections that determine a run's result split series (not trainer, measure, paths).
-_RESULT_SECTIONS = tuple(f"{k}." for k in identity.RUN_KEYS)
+# Trainer settings that change results split series too (precision, clipping, ...).
+_TRAINER = tuple(f"trainer.{k}" for k in identity.TRAINER_RESULT_KEYS)
+_DENSE_SECTIONS = (*(f"{k}." for k in identity.DENSE_KEYS), *_TRAINER)
+# Only sections that determine a run's result split series (not measure, paths, hardware).
+_RESULT_SECTIONS = (*(f"{k}." for k in identity.RUN_KEYS), *_TRAINER)
 DENSE = "dense"  # the label of a dense series: "dense", or "dense [train.epochs=5]" when split
 
 
