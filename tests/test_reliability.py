@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -244,6 +245,10 @@ def test_joblib_sweep_locks_the_dense_model_fails_alone_and_matches_serial(
     assert len(failed) == 2 and all("dense loss became nan" in r["error"] for r in failed)
     assert len(list((tmp_path / "par" / "cache" / "dense").glob("*.pt"))) == 1
     assert leftovers(tmp_path / "par") == []
+    # Each run's first line says which of the 6 jobs it is, whichever worker ran it (the bad
+    # inputs, jobs 3 and 6, are refused before it).
+    started = re.findall(r"^\[(\d)/6[,\]].*\brun  ", proc.stdout, re.M)
+    assert sorted(started) == ["1", "2", "4", "5"], proc.stdout
     launcher = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
     per_worker = threads_per_worker({"_target_": launcher, "n_jobs": 2})
     assert {r["threads"] for r in got} == {per_worker}  # what each row trained with

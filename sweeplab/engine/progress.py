@@ -53,7 +53,7 @@ class _Clock:
             eta = per_epoch * max(trainer.max_epochs - done, 0)
             for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):  # max_time
                 eta = min(eta, timer.time_remaining() or 0.0)
-            out["s/epoch"] = f"{per_epoch:.1f}"
+            out["s/epoch"] = f"{per_epoch:.0f}" if per_epoch >= 10 else f"{per_epoch:.2g}"
             out["ETA"] = duration(eta)
         return out
 
