@@ -146,7 +146,7 @@ def test_a_holder_never_removes_the_lease_of_whoever_took_it_over(
 
 
 def _executions(output: str) -> Counter[str]:
-    return Counter(re.findall(r"^run  (\w+):", output, flags=re.M))
+    return Counter(re.findall(r"^(?:\[[^]]*\] )?run  (\w+):", output, flags=re.M))  # [i/N]
 
 
 def test_two_concurrent_sweeps_execute_each_run_once(tmp_path: Path) -> None:
@@ -172,8 +172,8 @@ def test_two_concurrent_sweeps_execute_each_run_once(tmp_path: Path) -> None:
     ok = [int(re.search(r"(\d+) ok", s)[1]) for s in summaries]
     assert sum(ok) == 12
     for (out, _), summary, n in zip(outs, summaries, ok, strict=True):
-        claimed = out.count("\nclaimed ") + out.startswith("claimed ")
-        skipped = out.count("\nskip ") + out.startswith("skip ")
+        claimed = len(re.findall(r"^\[\d+/12[^]]*\] claimed ", out, flags=re.M))
+        skipped = len(re.findall(r"^\[\d+/12[^]]*\] skip ", out, flags=re.M))
         assert summary.startswith(f"sweep: {n} ok, {skipped} skipped (already finished), 0 failed")
         assert (f"{claimed} claimed" in summary) == (claimed > 0) and n + claimed + skipped == 12
     assert not list((res / "claims").glob("*.lease")) and not list(res.rglob("*.tmp"))
