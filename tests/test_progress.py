@@ -13,6 +13,7 @@ import torch
 
 from conftest import FAST
 from sweeplab.data.digits import load_digits
+from sweeplab.engine import progress
 from sweeplab.engine.progress import EpochLines, PhaseBar, phase_label, progress_callbacks
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.sweep_position import duration, position
@@ -73,6 +74,10 @@ def test_a_terminal_gets_a_progress_bar_named_by_phase_and_epoch(digits, monkeyp
     assert not LINE.search(text)  # no plain lines on a terminal
     lines, enabled = progress_callbacks(TrainerSettings(progress="lines"), "dense", 0)
     assert not enabled and [type(c) for c in lines] == [EpochLines]
+    # joblib workers share the terminal: bars would overwrite each other, so they print lines.
+    monkeypatch.setattr(progress, "workers", lambda: 2)
+    shared, enabled = progress_callbacks(settings, "dense", 0)
+    assert not enabled and [type(c) for c in shared] == [EpochLines]
 
 
 def test_labels_and_positions() -> None:

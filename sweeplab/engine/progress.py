@@ -1,9 +1,9 @@
 """Progress of one fit: a TQDM bar on a terminal, plain throttled lines elsewhere.
 
-`trainer.progress` picks: "auto" (a bar when stdout is a terminal, else lines), "bar", "lines"
-or "off". Both name the phase ("dense", "finetune", "finetune round 3"), the epoch, the last
-epoch's training loss and validation accuracy and the fit's ETA. Lines (CI, SLURM logs,
-`| tee`) read
+`trainer.progress` picks: "auto" (a bar when stdout is a terminal that no parallel worker of
+the same sweep shares, else lines), "bar", "lines" or "off". Both name the phase ("dense",
+"finetune", "finetune round 3"), the epoch, the last epoch's training loss and validation
+accuracy and the fit's ETA. Lines (CI, SLURM logs, `| tee`, joblib workers) read
 
     dense  epoch 3/10  loss 0.412  val 95.1%  4.2 s/epoch  ETA 29 s
 
@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Timer, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
-from sweeplab.engine.sweep_position import duration
+from sweeplab.engine.sweep_position import duration, workers
 from sweeplab.engine.trainer_settings import TrainerSettings
 
 
@@ -143,8 +143,8 @@ def progress_callbacks(
         index: the fit's index in its run (0 dense, r the r-th result).
     """
     mode = settings.progress
-    if mode == "auto":
-        mode = "bar" if sys.stdout.isatty() else "lines"
+    if mode == "auto":  # parallel workers' bars would overwrite each other on one terminal
+        mode = "bar" if sys.stdout.isatty() and workers() == 1 else "lines"
     label = phase_label(phase, index)
     if mode == "bar":
         return [PhaseBar(label, phase)], True

@@ -57,6 +57,15 @@ def _workers(launcher: Mapping[str, Any] | None) -> int:
     return 1
 
 
+def workers() -> int:
+    """Jobs this job's launcher runs at once (1 outside Hydra): they share one terminal."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return 1
+    return _workers(HydraConfig.get().get("launcher"))
+
+
 def prefix() -> str:
     """This job's `position` in its sweep, or "" outside a sweep of sweeplab's sweeper."""
     size = os.environ.get(SIZE_ENV)
