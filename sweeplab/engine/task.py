@@ -169,7 +169,6 @@ def execute(cfg: DictConfig) -> ResultRow | Literal["claimed"] | None:
 
 def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) -> ResultRow:
     results_dir = cfg.paths.results_dir
-    start = time.perf_counter()
     spec = build_spec(cfg, rid, did)
 
     import torch
@@ -177,6 +176,7 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
     from sweeplab.engine import row_weights
     from sweeplab.engine.pipeline import run
 
+    start = time.perf_counter()  # the sweep's ETA: a run's own time, not the one-off imports
     print(f"{sweep_position.prefix()}run  {rid}: {_describe(labels)}", flush=True)
     common = dict(
         **labels,
