@@ -59,7 +59,7 @@ class StepCallback(pl.Callback):
     """A Lightning callback that also hears every optimizer step (chunked batches hide them)."""
 
     def on_optimizer_step(self, module: LitClassifier, step: int) -> None:
-        """Called after optimizer step number `step` (1-based) of this fit."""
+        """Called after minibatch `step` (1-based) of this fit: a step, unless accumulated."""
 
 
 class LitClassifier(pl.LightningModule):
