@@ -162,12 +162,12 @@ def test_config_values_become_settings() -> None:
     values = {
         "accelerator": "cpu", "precision": "bf16", "max_time": "00:01:02:03",
         "gradient_clip_val": 1, "accumulate_grad_batches": 4, "progress": "lines",
-        "progress_every": 0, "deterministic": "warn", "benchmark": None,
+        "progress_every": 0, "deterministic": "warn", "benchmark": None, "inner_steps": 3,
     }  # fmt: skip
     s = TrainerSettings.of(values)
     assert (s.precision, s.max_time, s.gradient_clip_val) == ("bf16-mixed", 3723.0, 1.0)
     assert (s.accumulate_grad_batches, s.progress, s.progress_every) == (4, "lines", 0.0)
-    assert s.deterministic == "warn" and s.benchmark is None
+    assert s.deterministic == "warn" and s.benchmark is None and s.inner_steps == 3
     assert TrainerSettings.of({"precision": 32, "max_time": 90}).max_time == 90.0
     assert TrainerSettings.of({"accelerator": "gpu", "precision": 16}).precision == "16-mixed"
     with pytest.raises(SweeplabError, match="use trainer.precision=bf16-mixed or trainer=gpu"):

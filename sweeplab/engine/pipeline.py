@@ -56,8 +56,7 @@ class RunSpec:
     cache_dir: Path
     accelerator: str = "cpu"
     devices: int = 1
-    inner_steps: int = 8
-    trainer: TrainerSettings = DEFAULTS  # precision, clipping, accumulation, progress, ...
+    trainer: TrainerSettings = DEFAULTS  # inner_steps, precision, clipping, progress, ...
     logger: Logger | None = None
     latency: bool = True  # measure CPU inference latency (median, quartiles of latency_repeats)
     latency_repeats: int = REPEATS
@@ -168,7 +167,6 @@ class Run:
                 phase=phase,
                 accelerator=self.spec.accelerator,
                 devices=self.spec.devices,
-                inner_steps=self.spec.inner_steps,
                 settings=self.spec.trainer,
                 logger=self.spec.logger,
                 **kw,

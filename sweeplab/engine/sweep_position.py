@@ -13,11 +13,13 @@ of a resumed sweep is high. No torch import: task.py asks before a run imports i
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 SIZE_ENV = "SWEEPLAB_SWEEP_SIZE"
 _executed: list[float] = []  # wall seconds of the runs this process executed
+_started: list[float] = []  # perf_counter when this process's current run started
 
 
 def announce(size: int) -> None:
@@ -32,9 +34,15 @@ def withdraw() -> None:
     _executed.clear()
 
 
-def finished(seconds: float) -> None:
-    """A run of this process executed in `seconds` (wall)."""
-    _executed.append(seconds)
+def started() -> None:
+    """A run of this process starts (after its one-off imports: they are no run's cost)."""
+    _started[:] = [time.perf_counter()]
+
+
+def finished() -> None:
+    """The run of this process that `started` last has finished."""
+    if _started:
+        _executed.append(time.perf_counter() - _started.pop())
 
 
 def duration(seconds: float) -> str:

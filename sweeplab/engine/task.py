@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.configs import CONF
-from sweeplab.engine import claims, interrupts, sweep_position
+from sweeplab.engine import claims, interrupts, sweep_position, trainer_settings
 from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.engine.signatures import supplied_arguments, target_name
 from sweeplab.errors import SweeplabError
@@ -82,7 +81,6 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     check_combination(pruner, schedule, recovery)
     from sweeplab.engine.loggers import make_logger
     from sweeplab.engine.recipe import TrainConfig
-    from sweeplab.engine.trainer_settings import TrainerSettings
 
     train = TrainConfig.of(config["train"], "train").check("train")
     finetune = TrainConfig.of(config["finetune"], "finetune").check(
@@ -119,8 +117,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         cache_dir=Path(cfg.paths.cache_dir),
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
-        inner_steps=int(trainer.inner_steps),
-        trainer=TrainerSettings.of(config["trainer"]),
+        trainer=trainer_settings.TrainerSettings.of(config["trainer"]),
         logger=make_logger(logger_factory, rid, _labels(cfg, rid, did)),
         latency=bool(cfg.measure.latency),
         # Checked only when timed (validate.check_measure): too few samples give no spread.
@@ -176,7 +173,7 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
     from sweeplab.engine import row_weights
     from sweeplab.engine.pipeline import run
 
-    start = time.perf_counter()  # the sweep's ETA: a run's own time, not the one-off imports
+    sweep_position.started()  # the sweep's ETA: a run's own time, not the one-off imports
     print(f"{sweep_position.prefix()}run  {rid}: {_describe(labels)}", flush=True)
     common = dict(
         **labels,
@@ -226,7 +223,7 @@ def _execute(cfg: DictConfig, resolved: Any, rid: str, did: str, labels: Any) ->
         store.write_row(results_dir, row)
         traceback.print_exc()
         raise
-    sweep_position.finished(time.perf_counter() - start)
+    sweep_position.finished()
     row = written[-1]
     if spec.logger is not None:
         from sweeplab.engine.loggers import log_result

@@ -227,7 +227,7 @@ def fit(
     devices: int = 1,
     logger: Logger | None = None,
     validate: bool = True,
-    inner_steps: int = 8,
+    inner_steps: int | None = None,
     lr_window: tuple[int, int] | None = None,
     distill: Distillation | None = None,
     callbacks: Sequence[pl.Callback] = (),
@@ -249,7 +249,7 @@ def fit(
         devices: Lightning devices.
         logger: a Lightning logger, or None for none.
         validate: run the validation loop each epoch.
-        inner_steps: optimizer steps per Lightning batch; speed only, results are identical.
+        inner_steps: minibatches per Lightning batch (None: settings.inner_steps, 8); speed only.
         lr_window: (start, length) of the cosine curve in optimizer steps (lr rewinding).
         distill: optional teacher for knowledge distillation.
         callbacks: Lightning callbacks; StepCallback ones also hear every optimizer step.
@@ -265,7 +265,7 @@ def fit(
         cfg.batch_size,
         shuffle=True,
         seed=streams.stream_seed(seed, "batches", index),
-        group=inner_steps,
+        group=inner_steps or settings.inner_steps,
     )
     val = TensorBatches(splits.val_x, splits.val_y, EVAL_BATCH) if validate else None
     augment = streams.generator(seed, "augment", index) if splits.augment else None

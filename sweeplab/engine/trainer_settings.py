@@ -33,6 +33,7 @@ class TrainerSettings:
     """Lightning's and the training loop's settings of every fit of a run.
 
     Attributes:
+        inner_steps: minibatches per Lightning batch (speed only: results are identical).
         precision: Lightning's precision; anything but "32-true" runs through its precision
             plugin (autocast, and a GradScaler for 16-mixed).
         deterministic: torch.use_deterministic_algorithms for the fit (None: leave as is).
@@ -47,6 +48,7 @@ class TrainerSettings:
         progress_every: lines mode: seconds between two progress lines of one fit.
     """
 
+    inner_steps: int = 8
     precision: str = "32-true"
     deterministic: bool | str | None = None
     benchmark: bool | None = None
@@ -69,6 +71,8 @@ class TrainerSettings:
         """The settings of a resolved `trainer` section; raises SweeplabError on a bad value."""
         accelerator = str(trainer.get("accelerator", "cpu"))
         kw: dict[str, Any] = {}
+        if trainer.get("inner_steps") is not None:  # checked by validate.check_trainer
+            kw["inner_steps"] = int(trainer["inner_steps"])
         if trainer.get("precision") is not None:
             kw["precision"] = _precision(trainer["precision"], accelerator)
         for key in ("deterministic", "benchmark", "detect_anomaly"):
