@@ -280,6 +280,8 @@ def test_iterative_2_4_run_writes_each_rounds_pattern(tmp_path: Path, cli) -> No
             "schedule=iterative", "schedule.rounds=2", f"paths.results_dir={res}"]  # fmt: skip
     proc = cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    # The run's line (and a W&B run's name) says what 2:4 asks for, not sparsity null.
+    assert "strategy=random sparsity_requested=0.5 seed=0" in proc.stdout, proc.stdout
     rows = sorted((json.loads(p.read_text()) for p in rows_in(res)), key=lambda r: r["round"])
     assert [r["metrics"]["nm_pattern"] for r in rows] == ["3:4", "2:4"]
     assert [r["metrics"]["sparsity_achieved"] for r in rows] == [0.25, 0.5]

@@ -47,8 +47,7 @@ def _labels(cfg: DictConfig, rid: str, did: str) -> dict[str, Any]:
         "schedule": str(cfg.schedule.get("name", _choice("schedule", "?"))),
         "recovery": str(cfg.recovery.get("name", _choice("recovery", "?"))),
         "seed": cfg.seed,
-        # Unstructured strategies request a sparsity; structured ones a ratio of structures.
-        "sparsity_requested": cfg.pruning.get("sparsity", cfg.pruning.get("ratio")),
+        "sparsity_requested": identity.requested_sparsity(cfg.pruning),
     }
 
 

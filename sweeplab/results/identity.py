@@ -156,3 +156,15 @@ def dense_id(config: Mapping[str, Any]) -> str:
 def dense_digest(config: Mapping[str, Any]) -> str:
     """dense_id in full (64 hex): what a dense checkpoint records as its config."""
     return content_digest(_with_trainer(config), (*DENSE_KEYS, "trainer"))
+
+
+def requested_sparsity(pruning: Mapping[str, Any]) -> Any:
+    """What a run's pruning section asks for, as its label says: pruning.sparsity, a
+    structured strategy's ratio, or 1 - N/M for an N:M pattern given with sparsity null."""
+    value = pruning.get("sparsity", pruning.get("ratio"))
+    pattern = pruning.get("pattern")
+    if value is None and isinstance(pattern, str) and pattern.count(":") == 1:
+        n, m = (part.strip() for part in pattern.split(":"))
+        if n.isdigit() and m.isdigit() and 0 < int(n) < int(m):
+            return 1 - int(n) / int(m)
+    return value
