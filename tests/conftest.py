@@ -20,6 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Under pytest-xdist (`make test` runs `pytest -n auto`) every worker is one process on one core:
+# torch gets one thread there, and the runs it starts inherit OMP_NUM_THREADS, so workers never
+# oversubscribe the cores (2-thread runs beside each other slow ~8x on 2 cores: their OpenMP
+# threads wait on descheduled peers).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 SHARED_MNIST = REPO.parent / "shared" / "datasets" / "mnist"
