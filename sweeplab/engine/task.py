@@ -118,6 +118,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
         inner_steps=int(trainer.inner_steps),
+        checkpoint_minutes=trainer.get("checkpoint_minutes"),
+        run_sha256=identity.content_digest(config, identity.RUN_KEYS),
         logger=make_logger(logger_factory, rid, _labels(cfg, rid, did)),
         latency=bool(cfg.measure.latency),
         # Checked only when timed (validate.check_measure): too few samples give no spread.

@@ -14,7 +14,7 @@ from typing import Any
 from sweeplab.engine.signatures import check_node, is_node
 from sweeplab.errors import SweeplabError, check_positive
 
-TRAINER_KEYS = ("accelerator", "devices", "threads", "inner_steps")
+TRAINER_KEYS = ("accelerator", "devices", "threads", "inner_steps", "checkpoint_minutes")
 ACCELERATORS = ("cpu", "gpu", "cuda")
 MEASURE_KEYS = ("latency", "repeats", "checkpoints", "checkpoint_every")
 # Nodes instantiated with arguments the run supplies: a config key of that name would clash.
@@ -57,6 +57,8 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
     if trainer.get("threads") is not None:
         check_positive("trainer.threads", trainer["threads"], integer=True, example="2")
     check_positive("trainer.inner_steps", trainer.get("inner_steps"), integer=True, example="8")
+    if trainer.get("checkpoint_minutes") is not None:
+        check_positive("trainer.checkpoint_minutes", trainer["checkpoint_minutes"], example="10")
 
 
 def check_measure(measure: Mapping[str, Any]) -> None:
