@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 MODEL = "model."  # prefix of the model's tensors in a partial checkpoint
 EXTRA = "resume"  # the rest of the fit's state, serialized by torch.save into uint8 bytes
+# The step Lightning's loggers write metrics at (its own checkpoints keep it too); logs only.
+LOGGED = "_batches_that_stepped"
 
 
 def owner(fit_id: str, config_sha256: str, phase: str, index: int) -> dict[str, object]:
@@ -89,7 +91,8 @@ class Resume(pl.Callback):
         epochs = trainer.fit_loop.epoch_progress
         for progress in (epochs.current, epochs.total):
             progress.ready = progress.started = progress.processed = progress.completed = self.start
-        trainer.fit_loop.epoch_loop._batches_that_stepped = int(extra["logged_steps"])
+        if hasattr(trainer.fit_loop.epoch_loop, LOGGED):
+            setattr(trainer.fit_loop.epoch_loop, LOGGED, int(extra["logged_steps"]))
         self.restored = extra
         print(f"resuming {self.label} at epoch {self.start + 1}/{trainer.max_epochs}", flush=True)
 
@@ -125,7 +128,7 @@ def state(trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, Tensor]:
     extra = {
         "epoch": trainer.current_epoch,  # epochs done
         "optimizer_steps": module.optimizer_steps,  # type: ignore[attr-defined]
-        "logged_steps": trainer.fit_loop.epoch_loop._batches_that_stepped,
+        "logged_steps": getattr(trainer.fit_loop.epoch_loop, LOGGED, 0),
         "optimizer": module.optimizers(use_pl_optimizer=False).state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,  # type: ignore[union-attr]
         "global": torch.get_rng_state(),
