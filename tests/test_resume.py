@@ -83,7 +83,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     def of(*overrides: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         root = tmp_path_factory.mktemp("reference")
         job = run_digits(root, *overrides)
-        assert not [p for p in (root / "cache").rglob("*.pt") if "partial" in str(p)]
+        assert not list((root / "cache").rglob("*.partial"))
         final = {k: v.clone() for k, v in job.model.state_dict().items()}
         return dense_weights(root, ids(*overrides)[1]), final
 
@@ -121,7 +121,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_dense_training_killed_resumes_to_the_same_weights(killed, reference, capsys) -> None:
     root, (_, dense_id) = killed["dense"], ids(*LONG_DENSE)
-    partial = root / "cache" / "dense" / f"{dense_id}.partial.pt"
+    partial = root / "cache" / "dense" / f"{dense_id}.partial"
     assert partial.exists() and not (root / "cache" / "dense" / f"{dense_id}.pt").exists()
     run_digits(root, *LONG_DENSE)
     out = capsys.readouterr()
@@ -133,7 +133,7 @@ def test_dense_training_killed_resumes_to_the_same_weights(killed, reference, ca
 
 def test_finetune_killed_resumes_to_the_same_weights(killed, reference, capsys) -> None:
     root, (run_id, _) = killed["finetune"], ids(*LONG_FINETUNE)
-    partial = root / "cache" / "partial" / f"{run_id}.finetune1.pt"
+    partial = root / "cache" / "partial" / f"{run_id}.finetune1.partial"
     assert partial.exists()
     job = run_digits(root, *LONG_FINETUNE)
     out = capsys.readouterr()
@@ -175,9 +175,7 @@ def test_another_dense_models_partial_checkpoint_is_ignored_once(
     (_, theirs), (_, ours) = ids(*other), ids(*LONG_DENSE)
     dense = tmp_path / "ours" / "cache" / "dense"
     dense.mkdir(parents=True)
-    (tmp_path / "other" / "cache" / "dense" / f"{theirs}.partial.pt").rename(
-        dense / f"{ours}.partial.pt"
-    )
+    (tmp_path / "other" / "cache" / "dense" / f"{theirs}.partial").rename(dense / f"{ours}.partial")
     capsys.readouterr()
     run_digits(tmp_path / "ours", *LONG_DENSE)
     out = capsys.readouterr()
@@ -195,7 +193,7 @@ def test_another_dense_models_partial_checkpoint_is_ignored_once(
 def test_torn_partial_checkpoint_is_ignored(tmp_path, reference, capsys) -> None:
     interrupted(tmp_path, LONG_DENSE)
     _, dense_id = ids(*LONG_DENSE)
-    partial = tmp_path / "cache" / "dense" / f"{dense_id}.partial.pt"
+    partial = tmp_path / "cache" / "dense" / f"{dense_id}.partial"
     data = partial.read_bytes()
     partial.write_bytes(data[: len(data) // 2])  # a copy cut short
     capsys.readouterr()

@@ -34,8 +34,9 @@ def checkpoint_path(cache_dir: str | Path, dense_id: str) -> Path:
 
 
 def partial_path(cache_dir: str | Path, dense_id: str) -> Path:
-    """The partial checkpoint of an unfinished dense training (engine/resume.py)."""
-    return Path(cache_dir) / "dense" / f"{dense_id}.partial.pt"
+    """The partial checkpoint of an unfinished dense training (engine/resume.py); not named
+    *.pt, which are trained models."""
+    return Path(cache_dir) / "dense" / f"{dense_id}.partial"
 
 
 def owner(dense_id: str, config_sha256: str, step: int | None = None) -> dict[str, object]:
