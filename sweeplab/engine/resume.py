@@ -168,7 +168,8 @@ class Partials:
             fit_id, sha = spec.run_id, spec.run_sha256
             path = Path(spec.cache_dir) / "partial" / f"{fit_id}.{phase}{index}.partial"
             self.paths.append(path)
-        label = f"{phase} training of {fit_id}" + (f" (fit {index})" if index > 1 else "")
+        what = f"{phase}ing" if phase.endswith("train") else f"{phase} training"  # retraining
+        label = f"{what} of {fit_id}" + (f" (fit {index})" if index > 1 else "")
         resume = Resume(path, owner(fit_id, sha, phase, index), label, spec.checkpoint_minutes)
         return [resume]
 
