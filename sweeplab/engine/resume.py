@@ -2,11 +2,12 @@
 
 A fit killed part-way (Ctrl-C, kill -9, a lost node) restarts from its last partial checkpoint,
 not from its first epoch, and on CPU ends with bitwise the weights of a fit never interrupted:
-the checkpoint holds everything the rest of the fit reads: weights and buffers, optimizer and
-lr-scheduler state, the optimizer-step counter, the epoch, and the state of each random stream
-in play (batch order, augmentation, the global generator dropout draws from). It is written as
-the dense cache writes (engine/cache.py: atomic, sha256 of its tensors, its owner); a file that
-is damaged or belongs to another fit (another config, a copy) is ignored with one warning.
+the checkpoint holds everything the rest of the fit reads: weights and buffers, optimizer,
+lr-scheduler and loss-scaler state, the optimizer-step counter, the epoch, and the state of each
+random stream in play (batch order, augmentation, the global generator dropout draws from). It
+is written as the dense cache writes (engine/cache.py: atomic, sha256 of its tensors, its
+owner); a file that is damaged or belongs to another fit (another config, a copy) is ignored
+with one warning.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Resume(pl.Callback):
             scheduler = module.lr_schedulers()
             if scheduler is not None:
                 scheduler.load_state_dict(extra["scheduler"])  # type: ignore[union-attr]
+            trainer.precision_plugin.load_state_dict(extra["precision"])  # AMP's loss scale
         except Exception as e:  # noqa: BLE001 - a file that does not fit is not used
             model.load_state_dict(before)
             warn(f"checkpoint {self.path} does not fit the model ({e}); {redo}")
@@ -131,6 +133,7 @@ def state(trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, Tensor]:
         "logged_steps": getattr(trainer.fit_loop.epoch_loop, LOGGED, 0),
         "optimizer": module.optimizers(use_pl_optimizer=False).state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,  # type: ignore[union-attr]
+        "precision": trainer.precision_plugin.state_dict(),  # {} in fp32
         "global": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state() if on_cuda else None,
         "batches": trainer.train_dataloader.generator.get_state(),  # type: ignore[union-attr]
