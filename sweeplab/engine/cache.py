@@ -33,6 +33,12 @@ def checkpoint_path(cache_dir: str | Path, dense_id: str) -> Path:
     return Path(cache_dir) / "dense" / f"{dense_id}.pt"
 
 
+def partial_path(cache_dir: str | Path, dense_id: str) -> Path:
+    """The partial checkpoint of an unfinished dense training (engine/resume.py); not named
+    *.pt, which are trained models."""
+    return Path(cache_dir) / "dense" / f"{dense_id}.partial"
+
+
 def owner(dense_id: str, config_sha256: str, step: int | None = None) -> dict[str, object]:
     """What a checkpoint records about itself, and what a reader expects to find.
 
@@ -47,8 +53,11 @@ def owner(dense_id: str, config_sha256: str, step: int | None = None) -> dict[st
 def _describe(who: object, sha: bool) -> str:
     if not isinstance(who, dict):
         return "no recorded owner"
-    step = f" at step {who.get('step')}" if who.get("step") is not None else ""
     config = f" of config sha256 {who.get('config_sha256')}" if sha else ""
+    if "phase" in who:  # a partial checkpoint (engine/resume.py)
+        fit = f" (fit {who.get('index')})" if who.get("index") else ""
+        return f"partial {who.get('phase')} training of {who.get('id')}{fit}{config}"
+    step = f" at step {who.get('step')}" if who.get("step") is not None else ""
     return f"dense model {who.get('dense_id')}{step}{config}"
 
 
@@ -85,13 +94,14 @@ def save_state(
 
 
 def load_state(
-    path: Path, owner: Mapping[str, object]
+    path: Path, owner: Mapping[str, object], redo: str | None = None
 ) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
     """Read a checkpoint written by save_state; None (and a warning) if it is unusable.
 
     Args:
         path: the checkpoint.
         owner: whose weights the caller wants (`owner()`).
+        redo: what the caller does instead, for the warning (default: training it again).
     Returns:
         (state dict on CPU, info), or None when the file is missing, truncated, corrupt, of
         another format, its tensors do not match their digest, or it is another model's.
@@ -105,16 +115,17 @@ def load_state(
         if digest(blob["state_dict"]) != blob.get("sha256"):
             raise ValueError("tensor bytes do not match their sha256")
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is retrained
-        _warn(f"checkpoint {path} is unusable ({e}); training it again")
+        _warn(f"checkpoint {path} is unusable ({e}); {redo or 'training it again'}")
         return None
     found, wanted = blob.get("owner"), dict(owner)
     if found != wanted:
         # The digests are named only when the ids agree (a 12-hex collision or an edited id).
         ids = [k for k in wanted if k != "config_sha256"]
         sha = isinstance(found, dict) and all(found.get(k) == wanted[k] for k in ids)
+        instead = redo or f"training {wanted.get('dense_id')} again"
         _warn(
             f"checkpoint {path} holds {_describe(found, sha)}, not {_describe(wanted, sha)} "
-            f"(copied or renamed); training {wanted['dense_id']} again"
+            f"(copied or renamed); {instead}"
         )
         return None
     return blob["state_dict"], dict(blob["info"])
@@ -173,4 +184,6 @@ def get_or_train(
         _remove_stale_temps(path)
         info = train(model)
         save_state(path, model.state_dict(), info, owner=mine)
+        # Only now, with the trained model on disk, is the partial one of no further use.
+        partial_path(cache_dir, dense_id).unlink(missing_ok=True)
         return info, "trained"

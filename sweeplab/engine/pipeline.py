@@ -27,6 +27,7 @@ from sweeplab.engine.latency import REPEATS
 from sweeplab.engine.measure import accuracy, measure
 from sweeplab.engine.recipe import TrainConfig
 from sweeplab.engine.recovery import Recovery
+from sweeplab.engine.resume import Partials
 from sweeplab.engine.row_weights import Weights
 from sweeplab.engine.schedules import Schedule
 from sweeplab.engine.snapshots import state_of
@@ -57,6 +58,7 @@ class RunSpec:
     accelerator: str = "cpu"
     devices: int = 1
     trainer: TrainerSettings = DEFAULTS  # inner_steps, precision, clipping, progress, ...
+    run_sha256: str = ""  # identity.content_digest of RUN_KEYS: in recovery fits' checkpoints
     logger: Logger | None = None
     latency: bool = True  # measure CPU inference latency (median, quartiles of latency_repeats)
     latency_repeats: int = REPEATS
@@ -101,6 +103,7 @@ class Run:
         self.dense_state: dict[str, Tensor] = {}
         self.dense_source = "trained"
         self.dense_costs: dict[str, float | int] = {}  # counted once, shared by every result
+        self.partials = Partials(spec)  # fits resume from them once run() activates them
 
     # -- RunContext -----------------------------------------------------------------------
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -153,24 +156,19 @@ class Run:
         by default a new one per result (round); fits of one round share it (paired).
         """
         kw.setdefault("validate", True)
+        index = len(self.results) + 1 if index is None else index
         track = None
         if self.spec.checkpoints and phase in RECOVERY_PHASES and model is None:
             track = TestCheckpoints(self.splits, self.spec.checkpoints, self.spec.checkpoint_every)
             kw["callbacks"] = [*kw.get("callbacks", ()), track]
+        kw["callbacks"] = self.partials.callbacks(phase, index, kw.get("callbacks", ()))
         with self.timed(phase):
             fit(
-                model if model is not None else self.model,
-                self.splits,
-                recipe,
-                seed=self.seed,
-                index=len(self.results) + 1 if index is None else index,
-                phase=phase,
-                accelerator=self.spec.accelerator,
-                devices=self.spec.devices,
-                settings=self.spec.trainer,
-                logger=self.spec.logger,
+                model if model is not None else self.model, self.splits, recipe, seed=self.seed,
+                index=index, phase=phase, accelerator=self.spec.accelerator,
+                devices=self.spec.devices, settings=self.spec.trainer, logger=self.spec.logger,
                 **kw,
-            )
+            )  # fmt: skip
         if track is not None:
             self.measured["acc_checkpoints_test"] = track.accs
 
@@ -245,6 +243,7 @@ class Run:
         self.seconds, self.measured = {}, {}
         if self.spec.on_result is not None:
             self.spec.on_result(self.dense_values(), result)
+        self.partials.stored()
         return result
 
 
@@ -259,6 +258,7 @@ def run(spec: RunSpec) -> Run:
     device = torch.device("cuda" if spec.accelerator in ("gpu", "cuda") else "cpu")
     splits = spec.load_data().to(device)
     job = Run(spec, splits, device)
+    job.partials.active = True  # record() removes them once a result is stored
     data_seconds = time.perf_counter() - start
     if spec.pruner.trains_sparse:  # static, SET, RigL: no dense model, sparse from the start
         from sweeplab.engine.sparse_training import train_sparse

@@ -46,6 +46,8 @@ class TrainerSettings:
         detect_anomaly: torch.autograd anomaly detection (slow; names the op that made a NaN).
         progress: "auto" (a bar on a terminal, else lines), "bar", "lines" or "off".
         progress_every: lines mode: seconds between two progress lines of one fit.
+        checkpoint_minutes: partial checkpoints of long fits every epoch (None) or only once
+            this many minutes passed since the last (engine/resume.py).
     """
 
     inner_steps: int = 8
@@ -60,6 +62,7 @@ class TrainerSettings:
     detect_anomaly: bool = False
     progress: str = "off"
     progress_every: float = 10.0
+    checkpoint_minutes: float | None = None
 
     @property
     def fp32(self) -> bool:
@@ -73,6 +76,8 @@ class TrainerSettings:
         kw: dict[str, Any] = {}
         if trainer.get("inner_steps") is not None:  # checked by validate.check_trainer
             kw["inner_steps"] = int(trainer["inner_steps"])
+        if trainer.get("checkpoint_minutes") is not None:  # checked by validate.check_trainer
+            kw["checkpoint_minutes"] = float(trainer["checkpoint_minutes"])
         if trainer.get("precision") is not None:
             kw["precision"] = _precision(trainer["precision"], accelerator)
         for key in ("deterministic", "benchmark", "detect_anomaly"):

@@ -18,6 +18,7 @@ TRAINER_KEYS = (
     "accelerator", "devices", "threads", "inner_steps", "precision", "deterministic", "benchmark",
     "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
     "num_sanity_val_steps", "max_time", "detect_anomaly", "progress", "progress_every",
+    "checkpoint_minutes",
 )  # fmt: skip
 ACCELERATORS = ("cpu", "gpu", "cuda")
 MEASURE_KEYS = ("latency", "repeats", "checkpoints", "checkpoint_every")
@@ -65,6 +66,8 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
     from sweeplab.engine.trainer_settings import TrainerSettings
 
     TrainerSettings.of(trainer)
+    if trainer.get("checkpoint_minutes") is not None:
+        check_positive("trainer.checkpoint_minutes", trainer["checkpoint_minutes"], example="10")
 
 
 def check_measure(measure: Mapping[str, Any]) -> None:
