@@ -351,7 +351,8 @@ CONFIG_CASES = {
         "trainer.max_steps is not a trainer setting; remove it or use one of ['accelerator', "
         "'devices', 'threads', 'inner_steps', 'precision', 'deterministic', 'benchmark', "
         "'gradient_clip_val', 'gradient_clip_algorithm', 'accumulate_grad_batches', "
-        "'num_sanity_val_steps', 'max_time', 'detect_anomaly', 'progress', 'progress_every']",
+        "'num_sanity_val_steps', 'max_time', 'detect_anomaly', 'progress', 'progress_every', "
+        "'checkpoint_minutes']",
     ),
     "precision_16_mixed_on_cpu": (
         ["trainer.precision=16-mixed"],

@@ -337,7 +337,8 @@ class Sweep:
             time.sleep(0.005)
 
     def count(self, prefix: str) -> int:
-        return sum(line.startswith(prefix) for line in self.lines)
+        """Lines that start with prefix, after a sweep's `[i/N] ` or `[i/N, sweep ETA ..] `."""
+        return sum(re.sub(r"^\[[^]]*\] ", "", line).startswith(prefix) for line in self.lines)
 
     def signal(self, sig: int) -> int:
         os.killpg(self.proc.pid, sig)
