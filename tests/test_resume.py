@@ -4,8 +4,7 @@ never interrupted; a foreign or torn partial checkpoint is ignored with one warn
 
 The killed runs are this file run as a script (`python tests/test_resume.py ROOT PHASE ...`): a
 digits run that, once it has saved its second partial checkpoint of PHASE, drops a marker file
-and waits to be killed, so the kill always lands after the same checkpoint, mid-fit. Both
-killed runs start at once (module fixture `killed`), so their imports overlap.
+and waits to be killed, so the kill always lands after the same checkpoint, mid-fit.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,36 +90,39 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Results folders of two runs killed with SIGKILL: one in dense training, one in finetune."""
+def killed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """kill(phase): the results folder of a run killed with SIGKILL in `phase` (dense or
+    finetune), once per module (per xdist worker that runs a test of it)."""
     plans = {"dense": LONG_DENSE, "finetune": LONG_FINETUNE}
-    roots = {phase: tmp_path_factory.mktemp(f"killed-{phase}") for phase in plans}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    procs = {
-        phase: subprocess.Popen(
-            [sys.executable, __file__, str(roots[phase]), phase, *plans[phase]],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        for phase in plans
-    }
-    for phase, proc in procs.items():
-        deadline = time.monotonic() + 300
-        while not (roots[phase] / MARKER).exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"run to kill in {phase} ended: {proc.communicate()[0].decode()}")
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        out = proc.communicate()[0].decode()
-        assert proc.returncode == -signal.SIGKILL, out
-    return roots
+
+    @functools.cache
+    def kill(phase: str) -> Path:
+        root = tmp_path_factory.mktemp(f"killed-{phase}")
+        log = root / "output.txt"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, __file__, str(root), phase, *plans[phase]],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            while not (root / MARKER).exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"run to kill in {phase} ended: {log.read_text()}")
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait() == -signal.SIGKILL, log.read_text()
+        finally:
+            proc.kill()
+            proc.wait()
+        return root
+
+    return kill
 
 
 def test_dense_training_killed_resumes_to_the_same_weights(killed, reference, capsys) -> None:
-    root, (_, dense_id) = killed["dense"], ids(*LONG_DENSE)
+    root, (_, dense_id) = killed("dense"), ids(*LONG_DENSE)
     partial = root / "cache" / "dense" / f"{dense_id}.partial"
     assert partial.exists() and not (root / "cache" / "dense" / f"{dense_id}.pt").exists()
     run_digits(root, *LONG_DENSE)
@@ -132,7 +134,7 @@ def test_dense_training_killed_resumes_to_the_same_weights(killed, reference, ca
 
 
 def test_finetune_killed_resumes_to_the_same_weights(killed, reference, capsys) -> None:
-    root, (run_id, _) = killed["finetune"], ids(*LONG_FINETUNE)
+    root, (run_id, _) = killed("finetune"), ids(*LONG_FINETUNE)
     partial = root / "cache" / "partial" / f"{run_id}.finetune1.partial"
     assert partial.exists()
     job = run_digits(root, *LONG_FINETUNE)
@@ -220,13 +222,23 @@ class Dropout(nn.Module):
         return self.net(x)
 
 
-def fit_streams(path: Path | None, epochs: int = 4, minutes: float | None = None, watch=None):
-    """Fit the dropout net on augmented digits, with a Resume at path (None: none) and the
-    callback `watch`."""
+SETTINGS = {  # trainer settings whose loop keeps state of its own (engine/stepping.py)
+    "fp32": {},
+    "accumulate_clip": {"accumulate_grad_batches": 2, "gradient_clip_val": 0.5},
+    "bf16": {"precision": "bf16-mixed"},
+}
+
+
+def fit_streams(
+    path: Path | None, epochs: int = 4, minutes: float | None = None, watch=None, settings="fp32"
+):
+    """Fit the dropout net on augmented digits, with a Resume at path (None: none), the
+    callback `watch` and the trainer settings SETTINGS[settings]."""
     from sweeplab.data.digits import load_digits
     from sweeplab.engine import resume
     from sweeplab.engine.recipe import TrainConfig
     from sweeplab.engine.train import fit
+    from sweeplab.engine.trainer_settings import TrainerSettings
 
     torch.manual_seed(0)
     model = Dropout()
@@ -241,13 +253,17 @@ def fit_streams(path: Path | None, epochs: int = 4, minutes: float | None = None
     callbacks += [watch] if watch is not None else []
     # 5 steps an epoch: the last of the 4 epochs stops after 3 of them (weight rewinding's case).
     steps = epochs * 5 - 2
-    fit(model, splits, cfg, seed=3, phase="dense", callbacks=callbacks, inner_steps=2, steps=steps)
+    fit(
+        model, splits, cfg, seed=3, phase="dense", callbacks=callbacks, steps=steps,
+        settings=TrainerSettings(inner_steps=2, **SETTINGS[settings]),
+    )  # fmt: skip
     return model
 
 
-def test_every_random_stream_resumes(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("settings", sorted(SETTINGS))
+def test_every_random_stream_resumes(settings: str, tmp_path, capsys) -> None:
     """Batch order, crops and flips, dropout, the step count: a resumed fit draws what the
-    whole fit drew and stops where it stopped."""
+    whole fit drew and stops where it stopped (also accumulating, clipping, in bf16)."""
     import pytorch_lightning as pl
 
     class Stop(Exception):
@@ -264,11 +280,11 @@ def test_every_random_stream_resumes(tmp_path, capsys) -> None:
                 raise Stop
             self.seen.append(trainer.current_epoch)
 
-    whole = fit_streams(None)  # no checkpoints at all: they change nothing
+    whole = fit_streams(None, settings=settings)  # no checkpoints at all: they change nothing
     path = tmp_path / "p.pt"
     with pytest.raises(Stop):
-        fit_streams(path, watch=Epochs(stop=3))
-    resumed = fit_streams(path, watch=(epochs := Epochs()))
+        fit_streams(path, watch=Epochs(stop=3), settings=settings)
+    resumed = fit_streams(path, watch=(epochs := Epochs()), settings=settings)
     assert "resuming dense training of d at epoch 4/4" in capsys.readouterr().out
     assert epochs.seen == [3]  # loggers and progress bars count on from the checkpoint
     assert_bitwise(resumed.state_dict(), whole.state_dict())
@@ -285,6 +301,17 @@ def test_checkpoint_minutes_spaces_checkpoints(tmp_path) -> None:
     rarely = tmp_path / "rarely.pt"
     fit_streams(rarely, epochs=3, minutes=60)
     assert not rarely.exists()
+
+
+@pytest.mark.parametrize("trainer", [[], ["trainer.precision=bf16-mixed"]])
+def test_a_recovery_fits_checkpoint_records_the_run_id_in_full(trainer: list[str]) -> None:
+    """The owner's config digest is the run id's (trainer settings that change results too)."""
+    from sweeplab.engine.task import build_spec
+    from sweeplab.results import identity
+
+    config = OmegaConf.to_container(compose([*BASE, *trainer]), resolve=True)
+    spec = build_spec(compose([*BASE, *trainer]), "rid", "did")
+    assert spec.run_sha256[:12] == identity.run_id(config)  # type: ignore[arg-type]
 
 
 def test_checkpoint_minutes_must_be_positive(tmp_path, cli) -> None:

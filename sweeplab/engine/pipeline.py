@@ -58,7 +58,7 @@ class RunSpec:
     accelerator: str = "cpu"
     devices: int = 1
     trainer: TrainerSettings = DEFAULTS  # inner_steps, precision, clipping, progress, ...
-    run_sha256: str = ""  # identity.content_digest of RUN_KEYS: in recovery fits' checkpoints
+    run_sha256: str = ""  # identity.run_digest: recorded in recovery fits' partial checkpoints
     logger: Logger | None = None
     latency: bool = True  # measure CPU inference latency (median, quartiles of latency_repeats)
     latency_repeats: int = REPEATS

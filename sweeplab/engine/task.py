@@ -117,7 +117,7 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         accelerator=str(trainer.accelerator),
         devices=int(trainer.devices),
         trainer=trainer_settings.TrainerSettings.of(config["trainer"]),
-        run_sha256=identity.content_digest(config, identity.RUN_KEYS),
+        run_sha256=identity.run_digest(config),
         logger=make_logger(logger_factory, rid, _labels(cfg, rid, did)),
         latency=bool(cfg.measure.latency),
         # Checked only when timed (validate.check_measure): too few samples give no spread.

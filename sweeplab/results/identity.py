@@ -147,6 +147,11 @@ def run_id(config: Mapping[str, Any]) -> str:
     return content_id(_with_trainer(config), (*RUN_KEYS, "trainer"))
 
 
+def run_digest(config: Mapping[str, Any]) -> str:
+    """run_id in full (64 hex): what a recovery fit's partial checkpoint records as its config."""
+    return content_digest(_with_trainer(config), (*RUN_KEYS, "trainer"))
+
+
 def dense_id(config: Mapping[str, Any]) -> str:
     """Identity of the dense model a run starts from: data, model, train, seed and the
     trainer settings of TRAINER_RESULT_KEYS (they change dense training too)."""
