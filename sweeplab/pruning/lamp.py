@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from sweeplab.pruning.base import Pruner
+from sweeplab.pruning.masks import current_mask
 
 
 def lamp_scores(weight: Tensor) -> Tensor:
@@ -52,7 +53,6 @@ class LAMP(Pruner):
     ) -> dict[str, Tensor]:
         out = {}
         for name, w in params.items():
-            module_name, _, param = name.rpartition(".")
-            mask = getattr(model.get_submodule(module_name), f"{param}_mask", None)
+            mask = current_mask(model, name)
             out[name] = lamp_scores(w if mask is None else w * mask)
         return out

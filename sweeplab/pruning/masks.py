@@ -53,6 +53,12 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return model.get_submodule(module_name), param
 
 
+def current_mask(model: nn.Module, name: str) -> Tensor | None:
+    """The mask torch.nn.utils.prune keeps for parameter `name` ("fc1.weight"), or None."""
+    module, param = _owner(model, name)
+    return getattr(module, f"{param}_mask", None)
+
+
 def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
     """Attach masks with torch.nn.utils.prune: weight = weight_orig * mask in every forward.
 
@@ -61,11 +67,11 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
     that already carries a mask gets the new one copied in place (later rounds, gradual).
     """
     for name, mask in masks.items():
-        module, param = _owner(model, name)
-        current = getattr(module, f"{param}_mask", None)
+        current = current_mask(model, name)
         if current is not None:
             current.copy_(mask)
         else:
+            module, param = _owner(model, name)
             prune.custom_from_mask(module, param, mask.to(getattr(module, param).device))
 
 
