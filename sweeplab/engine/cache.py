@@ -20,6 +20,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor, nn
 
+from sweeplab.engine import stacking
 from sweeplab.errors import SweeplabError
 from sweeplab.results.store import atomic_write
 
@@ -172,7 +173,7 @@ def get_or_train(
     # One lock per dense model: parallel workers wait rather than train it twice or read a
     # half-written file. The OS releases it when its holder dies, even by kill -9.
     mine = owner(dense_id, config_sha256)
-    with FileLock(str(path) + ".lock"):
+    with stacking.exclusive(str(path)), FileLock(str(path) + ".lock"):
         loaded = load_state(path, mine)
         if loaded is not None:
             state, info = loaded

@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
 from sweeplab.data.base import Splits, TensorBatches
-from sweeplab.engine import snapshots, streams
+from sweeplab.engine import snapshots, stack_jobs, stacking, streams
 from sweeplab.engine.cache import get_or_train
 from sweeplab.engine.checkpoints import RECOVERY_PHASES, TestCheckpoints
 from sweeplab.engine.context import Masks, Outcome
@@ -31,7 +31,7 @@ from sweeplab.engine.resume import Partials
 from sweeplab.engine.row_weights import Weights
 from sweeplab.engine.schedules import Schedule
 from sweeplab.engine.snapshots import state_of
-from sweeplab.engine.train import fit, steps_per_epoch
+from sweeplab.engine.train import steps_per_epoch
 from sweeplab.engine.trainer_settings import DEFAULTS, TrainerSettings
 from sweeplab.pruning.base import Pruner
 from sweeplab.pruning.budget import Target
@@ -104,6 +104,7 @@ class Run:
         self.dense_source = "trained"
         self.dense_costs: dict[str, float | int] = {}  # counted once, shared by every result
         self.partials = Partials(spec)  # fits resume from them once run() activates them
+        self.shares = 0.0  # seconds of stacked fits charged to this run (stacked launches)
 
     # -- RunContext -----------------------------------------------------------------------
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -163,12 +164,17 @@ class Run:
             kw["callbacks"] = [*kw.get("callbacks", ()), track]
         kw["callbacks"] = self.partials.callbacks(phase, index, kw.get("callbacks", ()))
         with self.timed(phase):
-            fit(
+            info = stack_jobs.fitter()(  # train.fit, or a stacked launch's: its row fields
                 model if model is not None else self.model, self.splits, recipe, seed=self.seed,
                 index=index, phase=phase, accelerator=self.spec.accelerator,
                 devices=self.spec.devices, settings=self.spec.trainer, logger=self.spec.logger,
                 **kw,
             )  # fmt: skip
+        if info:  # stacked: the phase took this run's share of its group's fit
+            share = float(info.pop("share", 0.0))  # type: ignore[arg-type]
+            self.seconds[phase] = round(self.seconds[phase] + share, 3)
+            self.shares += share
+            self.measured.update(info)
         if track is not None:
             self.measured["acc_checkpoints_test"] = track.accs
 
@@ -213,11 +219,11 @@ class Run:
     def timed(self, phase: str) -> Iterator[None]:
         """Add the block's wall time to this result's seconds[phase] (nested blocks overlap:
         a gradual schedule's mask updates count in both prune and its training phase)."""
-        start = time.perf_counter()
+        start, paused = time.perf_counter(), stacking.paused()
         try:
             yield
-        finally:
-            elapsed = time.perf_counter() - start
+        finally:  # without the time a stacked launch's job waited for its turn
+            elapsed = time.perf_counter() - start - (stacking.paused() - paused)
             self.seconds[phase] = round(self.seconds.get(phase, 0.0) + elapsed, 3)
 
     def record(self, outcome: Outcome) -> Measured:
@@ -289,11 +295,13 @@ def run(spec: RunSpec) -> Run:
     # Whatever training consumed, what follows starts from the same RNG state whether the
     # dense model was trained now or loaded from the cache.
     streams.seed_global(spec.seed, "layers", 1)
+    waited = stacking.paused() - job.shares  # a stacked launch's wait for the dense fit
     job.seconds = {
         "data": round(data_seconds, 3),
-        "dense": round(time.perf_counter() - start - data_seconds, 3),
+        "dense": round(time.perf_counter() - start - data_seconds - waited, 3),
     }
     job.dense_source = source
+    job.shares = 0.0
     for outcome in spec.schedule.run(job, spec.recovery):
         job.record(outcome)
     remove_masks(job.model)

@@ -14,6 +14,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor, nn
 
+from sweeplab.engine import stacking
 from sweeplab.engine.cache import checkpoint_path, load_state, owner, save_state
 from sweeplab.engine.train import LitClassifier, StepCallback
 
@@ -59,7 +60,7 @@ def snapshot(
     """
     path = checkpoint_path(cache_dir, dense_id).with_suffix(f".step{step}.pt")
     mine = owner(dense_id, config_sha256, step)
-    with FileLock(str(path) + ".lock"):
+    with stacking.exclusive(str(path)), FileLock(str(path) + ".lock"):
         cached = load_state(path, mine)  # None if missing, damaged or another model's
         if cached is not None:
             return {k: v.to(device) for k, v in cached[0].items()}

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.configs import CONF
-from sweeplab.engine import claims, interrupts, sweep_position, trainer_settings
+from sweeplab.engine import claims, interrupts, stacking, sweep_position, trainer_settings
 from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.engine.signatures import supplied_arguments, target_name
 from sweeplab.errors import SweeplabError
@@ -103,7 +103,8 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
         dense_id=did,
         dense_sha256=identity.dense_digest(OmegaConf.to_container(cfg, resolve=True)),
         seed=int(cfg.seed),
-        load_data=lambda: instantiate(cfg.data),
+        # Under hydra/launcher=stacked, jobs with equal data configs share one load.
+        load_data=lambda: stacking.shared(repr(config["data"]), lambda: instantiate(cfg.data)),
         build_model=lambda shape, classes: instantiate(
             cfg.model,
             **supplied_arguments(config["model"], input_shape=list(shape), num_classes=classes),
