@@ -159,6 +159,8 @@ def launch(overrides: list[str]) -> int:
         )
         return 130
     except Exception as e:
+        if isinstance(e.__cause__, SweeplabError):  # a plugin's refusal (hydra.launcher.*)
+            raise e.__cause__ from None
         if _composing(e):
             raise SweeplabError(hydra_error(e, overrides)) from None
         raise

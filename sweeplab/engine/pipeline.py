@@ -174,7 +174,7 @@ class Run:
             share = float(info.pop("share", 0.0))  # type: ignore[arg-type]
             self.seconds[phase] = round(self.seconds[phase] + share, 3)
             self.shares += share
-            self.measured.update(info)
+            stack_jobs.merge(self.measured, info)
         if track is not None:
             self.measured["acc_checkpoints_test"] = track.accs
 

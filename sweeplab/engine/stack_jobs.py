@@ -64,7 +64,8 @@ def _key(model: nn.Module, splits: Any, cfg: Any, kw: dict[str, Any]) -> tuple:
 
 
 def fit(model: nn.Module, splits: Any, cfg: Any, **kw: Any) -> dict[str, object]:
-    """train.fit's arguments; trains with the group, or alone; returns the row fields."""
+    """train.fit's arguments; trains with the group, or alone; returns the row fields
+    (`share`: the seconds of the group's fit charged to this run)."""
     coordinator = stacking.current()
     assert coordinator is not None
     reason = why_alone(model, cfg, kw)
@@ -78,7 +79,16 @@ def fit(model: nn.Module, splits: Any, cfg: Any, **kw: Any) -> dict[str, object]
             return info
         reason = request.alone
     single_fit(model, splits, cfg, **kw)
-    return {"engine": "stacked", "stack_size": 1, "stack_alone": reason}
+    return {"engine": "stacked", "stack_size": 1, "stack_alone": f"{kw['phase']}: {reason}"}
+
+
+def merge(measured: dict[str, object], info: dict[str, object]) -> None:
+    """Add a fit's row fields to its result's: the group size of its last fit (the
+    recovery's, where it has one), and every fit that trained alone (`phase: why`, "; ")."""
+    measured["engine"] = info.get("engine", "stacked")
+    measured["stack_size"] = info.get("stack_size")
+    reasons = [r for r in (measured.get("stack_alone"), info.get("stack_alone")) if r]
+    measured["stack_alone"] = "; ".join(str(r) for r in reasons) or None
 
 
 def train_group(requests: list[stacking.FitRequest]) -> None:

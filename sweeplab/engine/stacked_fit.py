@@ -152,8 +152,9 @@ def fit_stacked(requests: Sequence[dict[str, Any]]) -> list[BaseException | None
         model, cfg, total, r0["phase"], r0.get("lr_window"), distill, shared=shared,
         augments=augments, teachers=teachers, steps_per_epoch=per_epoch, settings=settings,
     )  # fmt: skip
-    label_index = r0.get("index", 0)
-    progress, bar = progress_callbacks(settings, f"{r0['phase']} x{len(requests)}", label_index)
+    progress, bar = progress_callbacks(settings, r0["phase"], r0.get("index", 0))
+    for callback in progress:  # "finetune x15": the fit trains 15 variants
+        callback.label = f"{callback.label} x{len(requests)}"  # type: ignore[attr-defined]
     with torch_flags_kept():
         trainer = pl.Trainer(
             max_epochs=-(-total // per_epoch),

@@ -37,7 +37,7 @@ def stochastic(model: nn.Module) -> bool:
     return any(isinstance(m, _DropoutNd) and m.p > 0 for m in model.modules())
 
 
-def _detached_copy(model: nn.Module) -> nn.Module:
+def detached_copy(model: nn.Module) -> nn.Module:
     """A deep copy; a masked module's computed `weight` (weight_orig * mask, not a leaf) is
     detached first, as deepcopy refuses non-leaf tensors."""
     saved = {}
@@ -65,7 +65,7 @@ class StackedModel(nn.Module):
         super().__init__()
         self.k = len(models)
         # Held outside the module tree: only the stacked tensors are this module's parameters.
-        self.__dict__["template"] = _detached_copy(models[0])
+        self.__dict__["template"] = detached_copy(models[0])
         params, buffers = stack_module_state(list(models))
         self._names = list(params)
         self._buffer_names = list(buffers)
