@@ -170,11 +170,8 @@ class Run:
                 devices=self.spec.devices, settings=self.spec.trainer, logger=self.spec.logger,
                 **kw,
             )  # fmt: skip
-        if info:  # stacked: the phase took this run's share of its group's fit
-            share = float(info.pop("share", 0.0))  # type: ignore[arg-type]
-            self.seconds[phase] = round(self.seconds[phase] + share, 3)
-            self.shares += share
-            stack_jobs.merge(self.measured, info)
+        if info:  # a stacked fit: its row fields, and this run's share of the group's time
+            stack_jobs.charge(self, phase, info)
         if track is not None:
             self.measured["acc_checkpoints_test"] = track.accs
 
@@ -278,13 +275,10 @@ def run(spec: RunSpec) -> Run:
     spec.schedule.check_run(job, spec.recovery)
     spec.recovery.check_run(job)
 
-    def train_dense(model: nn.Module) -> dict[str, float]:
+    def train_dense(model: nn.Module, s: Splits = splits) -> dict[str, float]:
         t0 = time.perf_counter()
         job.fit(spec.train, "dense", model=model, index=0)
-        test, val = (
-            accuracy(model, splits.test_x, splits.test_y),
-            accuracy(model, splits.val_x, splits.val_y),
-        )
+        test, val = accuracy(model, s.test_x, s.test_y), accuracy(model, s.val_x, s.val_y)
         return {"acc_test": test, "acc_val": val, "train_seconds": time.perf_counter() - t0}
 
     job.dense_info, source = get_or_train(
@@ -296,12 +290,9 @@ def run(spec: RunSpec) -> Run:
     # dense model was trained now or loaded from the cache.
     streams.seed_global(spec.seed, "layers", 1)
     waited = stacking.paused() - job.shares  # a stacked launch's wait for the dense fit
-    job.seconds = {
-        "data": round(data_seconds, 3),
-        "dense": round(time.perf_counter() - start - data_seconds - waited, 3),
-    }
+    dense = time.perf_counter() - start - data_seconds - waited
+    job.seconds, job.shares = {"data": round(data_seconds, 3), "dense": round(dense, 3)}, 0.0
     job.dense_source = source
-    job.shares = 0.0
     for outcome in spec.schedule.run(job, spec.recovery):
         job.record(outcome)
     remove_masks(job.model)

@@ -82,9 +82,14 @@ def fit(model: nn.Module, splits: Any, cfg: Any, **kw: Any) -> dict[str, object]
     return {"engine": "stacked", "stack_size": 1, "stack_alone": f"{kw['phase']}: {reason}"}
 
 
-def merge(measured: dict[str, object], info: dict[str, object]) -> None:
-    """Add a fit's row fields to its result's: the group size of its last fit (the
-    recovery's, where it has one), and every fit that trained alone (`phase: why`, "; ")."""
+def charge(run: Any, phase: str, info: dict[str, object]) -> None:
+    """Book a stacked launch's fit on its run (pipeline.Run): the phase's seconds get the
+    run's share of its group's fit; the result's row fields get the group size of its last
+    fit (the recovery's, where it has one) and every fit that trained alone (`phase: why`)."""
+    share = float(info.pop("share", 0.0))  # type: ignore[arg-type]
+    run.seconds[phase] = round(run.seconds[phase] + share, 3)
+    run.shares += share
+    measured = run.measured
     measured["engine"] = info.get("engine", "stacked")
     measured["stack_size"] = info.get("stack_size")
     reasons = [r for r in (measured.get("stack_alone"), info.get("stack_alone")) if r]
