@@ -186,7 +186,9 @@ def test_head_pruning_refuses_a_model_without_attention_or_a_ratio_that_empties_
     x = images()
     with pytest.raises(SweeplabError, match="pruning=head_l1 needs attention modules"):
         HeadL1().check(MLP(DIGITS, 10), x)
-    with pytest.raises(SweeplabError, match="pruning.ratio=0.9 would remove all 4 head units"):
+    with pytest.raises(
+        SweeplabError, match="pruning.ratio=0.9 would remove all 4 heads of blocks.0.attn"
+    ):
         HeadL1(ratio=0.9).check(small_vit(), x)
     with pytest.raises(SweeplabError, match=r"pruning.exclude names unknown layers \['blk'\]"):
         HeadL1(exclude=["blk"]).check(small_vit(), x)
@@ -206,3 +208,21 @@ def test_head_pruning_through_the_command_line_writes_the_smaller_model_costs(
     assert row["flops"] == macs(smaller, DIGITS) and row["flops_dense"] == macs(small_vit(), DIGITS)
     assert row["layer_sparsity"]["blocks.0.attn.q.weight"] == 0.5
     assert row["layer_sparsity"]["head.weight"] == 0.0
+
+
+def test_channel_criteria_keep_heads_whole_and_l1_filter_narrows_the_embedding() -> None:
+    model, x = small_vit(), images()
+    neuron = instantiate(compose(["pruning=neuron_l1"]).pruning)
+    with pytest.raises(SweeplabError, match=r"pruning=neuron_l1 would remove single channels of "
+                       r"attention heads \(layer blocks.0.attn.v\); remove whole heads with "
+                       r"pruning=head_l1, or keep them with "
+                       r"pruning.exclude=\[blocks.0.attn,blocks.1.attn\]"):  # fmt: skip
+        neuron.check(model, x)
+    # l1_filter's one convolution, the patch embedding, roots the embedding dimension: every
+    # layer norm, the class token and the positional embedding narrow with it; heads stay.
+    narrow = instantiate(compose(["pruning=l1_filter"]).pruning).prune(
+        model, x, [], torch.Generator()
+    )
+    assert narrow.pos_embed.shape == (1, 5, 16) and narrow.cls_token.shape == (1, 1, 16)
+    assert [b.attn.num_heads for b in narrow.blocks] == [4, 4] and narrow(x).shape == (16, 10)
+    assert params_total(narrow) == params_total(small_vit(width=16, head_dim=8, mlp_ratio=4))

@@ -21,12 +21,12 @@ from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction
 from sweeplab.pruning.strategy import Batches
+from sweeplab.pruning.structured.attention import attention_modules, owner
 from sweeplab.pruning.structured.channels import SCOPES, StructuredPruner, _has_masks, _within
 from sweeplab.pruning.structured.groups import (
     WEIGHT_TYPES,
     ChannelGroup,
     channel_groups,
-    eval_mode,
     remove_channels,
 )
 
@@ -49,21 +49,6 @@ class Units:
         return [u * self.width + i for u in units for i in range(self.width)]
 
 
-def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Modules with integer num_heads and head_dim attributes, keyed by module name."""
-    return {
-        n: m
-        for n, m in model.named_modules()
-        if isinstance(getattr(m, "num_heads", None), int)
-        and isinstance(getattr(m, "head_dim", None), int)
-    }
-
-
-def _owner(member: str, attentions: dict[str, nn.Module]) -> str | None:
-    """The attention module that member lies in, if any."""
-    return next((a for a in attentions if member.startswith(a + ".")), None)
-
-
 def transformer_units(model: nn.Module, example_input: Tensor) -> list[Units]:
     """Heads of every attention module and hidden units of every MLP, in module order.
 
@@ -80,7 +65,7 @@ def transformer_units(model: nn.Module, example_input: Tensor) -> list[Units]:
         )
     units = []
     for group in channel_groups(model, example_input, "neuron"):
-        owners = {_owner(m, attentions) for m in group.members}
+        owners = {owner(m, attentions) for m in group.members}
         if owners == {None}:
             units.append(Units("mlp", group.name, group, 1))
         elif len(owners) == 1:
@@ -157,8 +142,7 @@ class HeadL1(StructuredPruner):
         unknown = sorted(set(self.exclude) - {n for n, _ in model.named_modules()})
         if unknown:
             raise SweeplabError(f"pruning.exclude names unknown layers {unknown}; use module names")
-        with eval_mode(model):
-            units = transformer_units(model, example_input)
+        units = transformer_units(model, example_input)
         return [
             u
             for u in units
@@ -176,9 +160,10 @@ class HeadL1(StructuredPruner):
         for units in self._units(model, example_input):
             key, ratio = self._ratio(units)
             if self.scope == "layer" and round(ratio * units.size) >= units.size:
+                what = "heads" if units.kind == "head" else "hidden units"
                 raise SweeplabError(
-                    f"{key}={ratio} would remove all {units.size} {units.kind} units of "
-                    f"{units.layer}; use a ratio below {(units.size - 0.5) / units.size:.3f}"
+                    f"{key}={ratio} would remove all {units.size} {what} of {units.layer}; "
+                    f"use a ratio below {(units.size - 0.5) / units.size:.3f}"
                 )
 
     @staticmethod
@@ -190,10 +175,8 @@ class HeadL1(StructuredPruner):
         )
         return per_channel.view(units.size, units.width).sum(1)
 
-    def select(self, model: nn.Module, example_input: Tensor) -> dict[str, list[int]]:
-        """Which channels to remove: group root layer -> channel indices (model unchanged)."""
+    def _plan(self, all_units: list[Units]) -> dict[str, list[int]]:
         plan: dict[str, list[int]] = {}
-        all_units = self._units(model, example_input)
         for kind in ("head", "mlp"):
             units = [u for u in all_units if u.kind == kind]
             if not units:
@@ -208,8 +191,18 @@ class HeadL1(StructuredPruner):
             else:
                 picks = _global_pick([u.size for u in units], scores, ratio)
             for u, pick in zip(units, picks, strict=True):
-                plan[u.group.name] = sorted(u.channels(sorted(pick)))
+                plan[u.group.name] = sorted(u.channels(pick))
         return plan
+
+    def select(
+        self,
+        model: nn.Module,
+        example_input: Tensor,
+        batches: Batches,
+        generator: torch.Generator,
+    ) -> dict[str, list[int]]:
+        """Which channels to remove: group root layer -> channel indices (model unchanged)."""
+        return self._plan(self._units(model, example_input))
 
     def prune(
         self,
@@ -220,34 +213,38 @@ class HeadL1(StructuredPruner):
     ) -> nn.Module:
         """A copy of model with the lowest-scoring heads and MLP units removed physically."""
         pruned = copy.deepcopy(model)
-        with eval_mode(pruned):
-            units = transformer_units(pruned, example_input)
-        queries = {u.layer: u.group.members[0] for u in units if u.kind == "head"}
-        remove_channels(pruned, example_input, self.select(pruned, example_input))
-        for name, attn in attention_modules(pruned).items():
-            left = pruned.get_submodule(queries[name]).out_features // attn.head_dim
-            if not isinstance(getattr(type(attn), "num_heads", None), property):
-                attn.num_heads = left  # a plain attribute: keep it true
-            if attn.num_heads != left:
-                raise SweeplabError(
-                    f"attention module {name} has {left} heads left but num_heads says "
-                    f"{attn.num_heads}; make num_heads an attribute or read it from q's width"
-                )
+        units = self._units(pruned, example_input)
+        remove_channels(pruned, example_input, self._plan(units))
+        for u in units:
+            if u.kind == "head":  # the group's sizes are from before: read q's width now
+                left = pruned.get_submodule(u.group.members[0]).out_features // u.width
+                _count_heads(pruned.get_submodule(u.layer), left, u.layer)
         return pruned
+
+
+def _count_heads(attn: nn.Module, left: int, name: str) -> None:
+    """Make attn.num_heads say `left` (a plain attribute is set; a property must agree)."""
+    if not isinstance(getattr(type(attn), "num_heads", None), property):
+        attn.num_heads = left
+    if attn.num_heads != left:
+        raise SweeplabError(
+            f"attention module {name} has {left} heads left but num_heads says "
+            f"{attn.num_heads}; make num_heads an attribute or read it from q's width"
+        )
 
 
 def _global_pick(sizes: list[int], scores: list[Tensor], ratio: float) -> list[list[int]]:
     """Units to remove per layer: round(ratio * all units) of the lowest score / layer mean,
     each layer keeping at least one."""
     flat = torch.cat([s / s.mean().clamp_min(1e-12) for s in scores])
-    owner = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    layer_of = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
     local = torch.cat([torch.arange(n) for n in sizes])
     budget, left = round(ratio * len(flat)), list(sizes)
     picks: list[list[int]] = [[] for _ in sizes]
     for pos in torch.argsort(flat, stable=True).tolist():
         if budget == 0:
             break
-        i = int(owner[pos])
+        i = int(layer_of[pos])
         if left[i] > 1:
             picks[i].append(int(local[pos]))
             left[i] -= 1
