@@ -25,7 +25,7 @@ COSTS = ("flops_dense", "flops", "size_dense_bytes", "size_sparse_bytes", "size_
 @pytest.mark.parametrize("strategy", STRUCTURED)
 def test_every_structured_file_composes_and_instantiates(strategy: str) -> None:
     pruner = instantiate(compose([f"pruning={strategy}"]).pruning)
-    assert pruner.granularity in ("channel", "neuron", "block") and 0 < pruner.ratio < 1
+    assert pruner.granularity in ("channel", "neuron", "block", "head") and 0 < pruner.ratio < 1
 
 
 def test_neuron_pruning_runs_end_to_end_with_costs(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ from sweeplab.pruning.masks import prunable_parameters
 
 # Every model file but custom (it names no class: a user gives one).
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem != "custom")
-SHAPES = {"lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "mlp": (1, 8, 8)}  # else CIFAR's
+# Each model's input shape; CIFAR's for the rest.
+SHAPES = {"lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "mlp": (1, 8, 8), "vit": (1, 28, 28)}
 
 
 def noise(shape: tuple[int, ...]) -> Splits:

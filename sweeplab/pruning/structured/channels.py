@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from sweeplab.errors import SweeplabError, check_fraction, check_positive
 from sweeplab.pruning.strategy import Batches, ModelPruner
+from sweeplab.pruning.structured.attention import attention_modules, owner
 from sweeplab.pruning.structured.groups import (
     ROOT_TYPES,
     ChannelGroup,
@@ -156,6 +157,14 @@ class ChannelPruner(StructuredPruner):
             for g in channel_groups(model, example_input, self.granularity)
             if not any(_within(m, self.exclude) for m in g.members)
         ]
+        attentions = attention_modules(model)
+        heads = [g.name for g in groups if all(owner(m, attentions) for m in g.members)]
+        if heads:  # single q/k/v channels: the heads left would mix what the old ones held
+            raise SweeplabError(
+                f"pruning={self.name} would remove single channels of attention heads (layer "
+                f"{heads[0]}); remove whole heads with pruning=head_l1, or keep them with "
+                f"pruning.exclude=[{','.join(attentions)}]"
+            )
         if not groups:
             kind = "convolution" if self.granularity == "channel" else "Linear layer"
             raise SweeplabError(
