@@ -184,8 +184,9 @@ def test_a_conv_layer_is_its_unfolded_linear() -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 6, 3, stride=2, padding=1)
     x = torch.randn(40, 3, 9, 9)
-    # The authors' Linear path on the flattened kernel, fed nn.Unfold's patches (GPTQ's conv
-    # handling): input feature = (in_channel, kernel row, kernel column).
+    # The authors' Linear path on the flattened kernel, fed nn.Unfold's patches as
+    # IST-DASLab/gptq (2d65066) gptq.py add_batch unfolds a Conv2d's inputs: input feature =
+    # (in_channel, kernel row, kernel column), one sample per image.
     linear = nn.Linear(27, 6)
     linear.weight.data = conv.weight.detach().flatten(1).clone()
     gpt = ReferenceSparseGPT(linear)

@@ -48,8 +48,8 @@ def examples(batches: Iterable[tuple[Tensor, Tensor]], n: int) -> list[Tensor]:
 def check_layers(model: nn.Module, names: Sequence[str], criterion: str) -> None:
     """Refuse prunable layers this calibration cannot unfold (Conv1d/3d, grouped convs)."""
     for name in names:
-        module = model.get_submodule(name.rsplit(".", 1)[0])
         module_name = name.rsplit(".", 1)[0]
+        module = model.get_submodule(module_name)
         if not isinstance(module, CALIBRATED_TYPES):
             kind = type(module).__name__
             raise SweeplabError(

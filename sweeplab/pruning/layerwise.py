@@ -113,14 +113,14 @@ class LayerwisePruner(Pruner):
                 for name in order:
                     module = model.get_submodule(name.rsplit(".", 1)[0])
                     mask = current_mask(model, name)
-                    weight = params[name].detach()
+                    weight = params[name].detach().clone()
                     weight = weight if mask is None else weight * mask
                     inputs = calib.layer_inputs(model, module, chunks)
                     earlier = None if existing is None else existing.get(name)
                     new_mask, new_weight = self.prune_layer(
                         name, module, weight, inputs, step, plan, earlier
                     )
-                    masks[name] = new_mask.to(weight.dtype)
+                    masks[name] = new_mask.float()  # as budget.py's masks
                     params[name].copy_(new_weight)  # later layers see this layer pruned
             done = True
         finally:
