@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from torch import nn
 from torch.nn.utils import prune
 
@@ -75,6 +76,11 @@ def test_global_magnitude_equals_torch_global_unstructured() -> None:
 def test_every_strategy_hits_the_requested_sparsity(
     strategy: str, scope: str, sparsity: float
 ) -> None:
+    declared = get_class(compose([f"pruning={strategy}"]).pruning._target_).scopes
+    if scope not in declared:  # a criterion that declares no such scope refuses it
+        with pytest.raises(InstantiationException, match=f"pruning.scope='{scope}' is not one"):
+            masks_for(strategy, sparsity, scope)
+        return
     masks = masks_for(strategy, sparsity, scope)
     if scope == "layer":
         for name, m in masks.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +39,12 @@ class Pruner(Strategy):
         pattern: "N:M" semi-structured sparsity; sparsity then defaults to 1 - N/M.
         distribution: per-layer sparsities: uniform, erk or erk_plus.
         erk_power_scale: RigL's exponent of the ERK ratio (default 1).
+
+    Declarations:
+        scopes: the pruning.scope values this criterion takes (others are refused).
     """
+
+    scopes: ClassVar[tuple[str, ...]] = SCOPES
 
     def __init__(
         self,
@@ -72,8 +78,11 @@ class Pruner(Strategy):
                 f"pruning.{modes[0]} sets the sparsity itself; also set pruning.sparsity=null"
             )
         self.sparsity = None if modes else check_fraction("pruning.sparsity", sparsity)
-        if scope not in SCOPES:
-            raise SweeplabError(f"pruning.scope={scope!r} is not one of {list(SCOPES)}")
+        if scope not in self.scopes:
+            raise SweeplabError(
+                f"pruning.scope={scope!r} is not one of {list(self.scopes)} for "
+                f"pruning={name or type(self).__name__.lower()}"
+            )
         self.scope = scope
         self.name = name or type(self).__name__.lower()
         self.exclude = [str(e) for e in exclude]

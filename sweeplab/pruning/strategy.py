@@ -31,10 +31,13 @@ class Strategy:
             modes, structured ratios).
         trains_sparse: trains sparse from initialization on its own mask (static, SET,
             RigL: sweeplab.pruning.dynamic): no dense model is trained or cached.
+        updates_weights: also changes the weights it keeps (SparseGPT's reconstruction
+            writes them into the model), instead of only masking the others.
     """
 
     produces: ClassVar[Produces] = "masks"
     trains_sparse: ClassVar[bool] = False
+    updates_weights: ClassVar[bool] = False
     name: str
     granularity: str = "weight"
     sparsity: float | None = None
