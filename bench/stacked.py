@@ -52,8 +52,8 @@ def rows(results: Path) -> dict[str, dict]:
     return {r["run_id"]: r for r in found}
 
 
-def finetune_seconds(results: Path) -> float:
-    return sum(r["seconds"].get("finetune", 0.0) for r in rows(results).values())
+def phase_seconds(results: Path, phase: str) -> float:
+    return sum(r["seconds"].get(phase, 0.0) for r in rows(results).values())
 
 
 def differences(a: Path, b: Path) -> list[float]:
@@ -75,11 +75,12 @@ def pair(name: str, args: list[str], runs: int, tmp: Path, repeats: int) -> dict
         order = [("plain", []), ("stacked", STACKED)]
         if i % 2:
             order.reverse()
-        wall, fine, dirs = {}, {}, {}
+        wall, fine, measure, dirs = {}, {}, {}, {}
         for side, extra in order:
             dirs[side] = tmp / f"{name}-{side}{i}"
             wall[side] = sweep([*args, *extra], dirs[side], runs)
-            fine[side] = finetune_seconds(dirs[side])
+            fine[side] = phase_seconds(dirs[side], "finetune")
+            measure[side] = phase_seconds(dirs[side], "measure")
         diffs = differences(dirs["plain"], dirs["stacked"])
         out["wall"].append(wall["plain"] / wall["stacked"])
         out["finetune"].append(fine["plain"] / fine["stacked"])
@@ -88,7 +89,8 @@ def pair(name: str, args: list[str], runs: int, tmp: Path, repeats: int) -> dict
             f"{name} repeat {i + 1}: default {wall['plain']:.1f} s, stacked {wall['stacked']:.1f}"
             f" s ({out['wall'][-1]:.2f}x); finetune phase {fine['plain']:.2f} s vs "
             f"{fine['stacked']:.2f} s ({out['finetune'][-1]:.1f}x); accuracy differences max "
-            f"{max(diffs):.3f}, mean {statistics.mean(diffs):.3f} points over {len(diffs)} runs",
+            f"{max(diffs):.3f}, mean {statistics.mean(diffs):.3f} points over {len(diffs)} runs;"
+            f" measuring (latency, costs) {measure['plain']:.1f} s vs {measure['stacked']:.1f} s",
             flush=True,
         )
     return out
