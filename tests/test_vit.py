@@ -226,3 +226,35 @@ def test_channel_criteria_keep_heads_whole_and_l1_filter_narrows_the_embedding()
     assert narrow.pos_embed.shape == (1, 5, 16) and narrow.cls_token.shape == (1, 1, 16)
     assert [b.attn.num_heads for b in narrow.blocks] == [4, 4] and narrow(x).shape == (16, 10)
     assert params_total(narrow) == params_total(small_vit(width=16, head_dim=8, mlp_ratio=4))
+
+
+@pytest.mark.parametrize("criterion", ["wanda", "sparsegpt"])
+@pytest.mark.parametrize("pattern", [None, "2:4"])
+def test_post_training_criteria_prune_every_linear_layer_of_the_vit(
+    criterion: str, pattern: str | None
+) -> None:
+    """Calibrated layer by layer through attention: q, k and v share their input, proj reads
+    the heads' mix; every Linear layer gets its count (per row for Wanda) or its pattern."""
+    model = small_vit()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    shape = (
+        ["pruning.pattern=2:4", "pruning.sparsity=null"] if pattern else ["pruning.sparsity=0.5"]
+    )
+    masks = masks_for([f"pruning={criterion}", *shape], model)
+    assert {n.rsplit(".", 2)[-2] for n in masks if "blocks" in n} == LINEARS
+    for name, mask in masks.items():
+        if name == "patch_embed.weight" and pattern:
+            continue  # one input channel: no group of 4
+        if pattern:
+            counts = grouped(mask, 4).sum(1)
+            assert torch.equal(counts, torch.full_like(counts, 2)), name
+        elif criterion == "wanda":  # every output row prunes half of its inputs
+            rows = mask.flatten(1).sum(1)
+            assert torch.equal(rows, torch.full_like(rows, mask[0].numel() // 2)), name
+        else:
+            assert int(mask.sum()) == mask.numel() - round(0.5 * mask.numel()), name
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    # SparseGPT rewrites the weights it keeps; Wanda leaves them as they were.
+    assert bool(changed) == (criterion == "sparsegpt")
+    apply_masks(model, masks)
+    assert model(images()).isfinite().all()
