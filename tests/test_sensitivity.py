@@ -310,3 +310,11 @@ def test_lower_hull_bridges_dips() -> None:
     assert lower_hull([(0.5, 0.4), (0.25, 0.3), (0.75, 0.5), (1e-9, 0.0)])[0] == (0.0, 0.0)
     assert lower_hull([(0.25, 0.3), (0.5, 0.1), (0.75, 0.5)]) == [(0.0, 0.0), (0.5, 0.1),
                                                                   (0.75, 0.5)]  # fmt: skip
+
+
+def test_reproduce_reads_no_sensitivity_rows(mixed: Path) -> None:
+    """`reproduce --no-run` takes every ok row of an experiment: not its sensitivity rows."""
+    from sweeplab.reproduce.command import _ok
+
+    rows = load_rows(mixed)
+    assert len(rows) == 7 and list(_ok(rows)["schedule"]) == ["oneshot"]

@@ -131,6 +131,7 @@ class Analysis(Schedule):
         self.pruner, self.rates, self.done, self.write = pruner, list(rates), done, write
         self.units: list[Unit] = []
         self.pending: list[tuple[Unit, float]] = []
+        self.seconds = 0.0  # wall seconds measuring the points (dense training not included)
 
     def check_run(self, ctx: RunContext, recovery: Recovery) -> None:
         """Find the units and the points still to measure, before dense training; raises
@@ -144,6 +145,7 @@ class Analysis(Schedule):
     def run(self, ctx: RunContext, recovery: Recovery) -> Iterator[Outcome]:
         """Measure every pending point, writing each at once; yields no result to recover."""
         job = cast("Run", ctx)
+        start = time.perf_counter()
         s = job.splits
         dense = job.dense_model()
         base = {
@@ -159,6 +161,7 @@ class Analysis(Schedule):
                 shown.append(f"{rate:g}: {100 * float(point.values['acc_drop']):.2f}")  # type: ignore[arg-type]
             if shown:
                 print(f"  {unit.name}: val drop (points) at rate {', '.join(shown)}", flush=True)
+        self.seconds = time.perf_counter() - start
         yield from ()
 
     def measure(self, job: Run, unit: Unit, rate: float, base: dict[str, float]) -> Point:

@@ -137,7 +137,8 @@ def analyse(cfg: DictConfig) -> str:
     seconds = (dt.datetime.now() - start).total_seconds()
     print(
         f"done sensitivity of {did}: {book.written} row(s) ({len(analysis.units)} units x "
-        f"{len(rates)} rates, validation split) in {seconds:.1f} s, in {results_dir}/runs; "
+        f"{len(rates)} rates, validation split) in {seconds:.1f} s ({analysis.seconds:.1f} s "
+        f"measuring), in {results_dir}/runs; "
         "show them with sweeplab table --view sensitivity",
         flush=True,
     )
