@@ -1,6 +1,7 @@
-"""`sweeplab run|table|report|export|reproduce`: argument parsing; each command lives in its layer.
+"""`sweeplab run|sensitivity|table|report|export|reproduce`: argument parsing; each command
+lives in its layer.
 
-run: sweeplab.engine.launch (arguments go to Hydra unchanged); table and report:
+run, sensitivity: sweeplab.engine.launch (arguments go to Hydra unchanged); table and report:
 sweeplab.results.commands; export: sweeplab.engine.export_run; reproduce:
 sweeplab.reproduce.command.
 
@@ -14,12 +15,13 @@ import gc
 import sys
 
 from sweeplab.errors import SweeplabError
+from sweeplab.results.commands import delta_points
 
 
-def _run(overrides: list[str]) -> int:
+def _run(argv: list[str]) -> int:
     from sweeplab.engine.launch import launch
 
-    return launch(overrides)
+    return launch(argv[1:], argv[0])  # run or sensitivity: the overrides go to Hydra
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -42,16 +44,6 @@ def _report(args: argparse.Namespace) -> int:
     )
 
 
-def _delta(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number, e.g. --delta 1") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0 accuracy points, e.g. --delta 1")
-    return value
-
-
 def _add_selection(p: argparse.ArgumentParser) -> None:
     """Arguments shared by commands that read and aggregate rows."""
     p.add_argument("results_dir", nargs="?", default="results", help="default: results")
@@ -72,7 +64,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--delta",
-        type=_delta,
+        type=delta_points,
         default=1.0,
         help="accuracy points a run may lose against its own dense model for "
         "'best compression within delta' (default 1)",
@@ -94,10 +86,11 @@ def _add_table(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["md", "csv", "latex", "json"], default="md")
     p.add_argument(
         "--view",
-        choices=["all", "pivot", "points", "best", "compare"],
+        choices=["all", "pivot", "points", "best", "compare", "sensitivity"],
         default="all",
         help="which tables (default all; csv holds one table, so all writes the points table); "
-        "compare: paired differences against --baseline with 95%% CIs and Holm-corrected p",
+        "compare: paired differences against --baseline with 95%% CIs and Holm-corrected p; "
+        "sensitivity: the curves of `sweeplab sensitivity`, a line per layer",
     )
     p.add_argument(
         "--baseline",
@@ -248,6 +241,12 @@ def parser() -> argparse.ArgumentParser:
         help="run one config or a sweep; arguments go to Hydra unchanged "
         "(e.g. -m pruning=random,global_magnitude pruning.sparsity=0.5,0.9)",
     )
+    sub.add_parser(
+        "sensitivity",
+        add_help=False,
+        help="prune each layer of a run's dense model alone at sensitivity.rates, no "
+        "retraining: one row per layer and rate; the overrides of run (e.g. model=lenet5)",
+    )
     # One _add_<command> per subcommand; each sets its handler.
     _add_table(sub)
     _add_report(sub)
@@ -260,8 +259,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv[:1] == ["run"]:
-            return _run(argv[1:])
+        if argv[:1] in (["run"], ["sensitivity"]):
+            return _run(argv)
         if argv[:1] in (["-sc"], ["--shell-completion"]):  # what the completion script calls
             from sweeplab.engine.launch import complete
 

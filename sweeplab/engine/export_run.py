@@ -53,6 +53,11 @@ def _checked_row(results_dir: str | Path, row_id: str, trusted: Mapping[str, str
     if not path.exists():
         raise SweeplabError(f"no row {path}; pass a run_id from `sweeplab table --view points`")
     row = store.read_row(path)  # flat: metrics beside the core, for any schema version
+    if row.get("schedule") == "sensitivity":  # engine.sensitivity: no model is kept
+        raise SweeplabError(
+            f"run {row_id} is a sensitivity row (layer {row.get('layer')} pruned alone at "
+            f"{row.get('rate')}, no model kept); export a run of sweeplab run instead"
+        )
     config = identity.current_targets(row.get("config"))
     if not isinstance(config, dict):
         raise SweeplabError(f"{path} has no config mapping; run the sweep again to rewrite it")

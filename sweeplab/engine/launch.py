@@ -1,4 +1,5 @@
-"""`sweeplab run`: check the command line, then hand it to Hydra's multirun unchanged.
+"""`sweeplab run` and `sweeplab sensitivity`: check the command line, then hand it to Hydra
+unchanged.
 
 What Hydra itself refuses (an override it cannot parse, a key the config lacks, an
 interpolation it cannot resolve) becomes one `sweeplab: error:` line too, exit 2.
@@ -136,17 +137,22 @@ def _working_folder_importable() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [cwd, *paths] if p)
 
 
-def launch(overrides: list[str]) -> int:
+def launch(overrides: list[str], command: str = "run") -> int:
     """Run one config or a sweep with Hydra; returns the exit code (130 after Ctrl-C).
 
     Args:
         overrides: `sweeplab run`'s arguments, e.g. ["-m", "pruning.sparsity=0.5,0.9"].
+        command: "run" (engine.task) or "sensitivity" (engine.sensitivity_task): the task each
+            composed config goes to.
     """
     check_choices(overrides)
     check_folders(parse(overrides))
-    from sweeplab.engine.task import main as hydra_main
+    if command == "sensitivity":
+        from sweeplab.engine.sensitivity_task import main as hydra_main
+    else:
+        from sweeplab.engine.task import main as hydra_main
 
-    sys.argv = ["sweeplab run", *overrides]
+    sys.argv = [f"sweeplab {command}", *overrides]
     _working_folder_importable()
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them

@@ -75,9 +75,9 @@ def build_spec(cfg: DictConfig, rid: str, did: str):  # -> pipeline.RunSpec
     pruner = instantiate(cfg.pruning)
     schedule = instantiate(cfg.schedule)
     recovery = instantiate(cfg.recovery)
-    from sweeplab.engine.compatibility import check_combination
+    from sweeplab.engine import compatibility, curves
 
-    check_combination(pruner, schedule, recovery)
+    compatibility.check_combination(curves.attach(pruner, config, did), schedule, recovery)
     from sweeplab.engine.loggers import make_logger
     from sweeplab.engine.recipe import TrainConfig
 

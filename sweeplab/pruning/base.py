@@ -37,14 +37,19 @@ class Pruner(Strategy):
         threshold: absolute score threshold (threshold mode).
         quality: multiplier of each layer's weight std (quality mode).
         pattern: "N:M" semi-structured sparsity; sparsity then defaults to 1 - N/M.
-        distribution: per-layer sparsities: uniform, erk or erk_plus.
+        distribution: per-layer sparsities: uniform, erk, erk_plus or sensitivity.
         erk_power_scale: RigL's exponent of the ERK ratio (default 1).
 
     Declarations:
         scopes: the pruning.scope values this criterion takes (others are refused).
+
+    Attributes:
+        curves: distribution sensitivity: parameter name -> (rate, accuracy drop) points, set
+            by the engine from the results dir's sensitivity rows (sweeplab.engine.curves).
     """
 
     scopes: ClassVar[tuple[str, ...]] = SCOPES
+    curves: Mapping[str, Sequence[tuple[float, float]]] | None = None
 
     def __init__(
         self,
@@ -108,7 +113,7 @@ class Pruner(Strategy):
             nm.check_model(shapes, self.pattern, type(model).__name__)
         if self.distribution is not None and self.sparsity is not None:
             layer_budget.layer_sparsities(
-                self.distribution, shapes, self.sparsity, self.erk_power_scale
+                self.distribution, shapes, self.sparsity, self.erk_power_scale, self.curves
             )
         layers = {name.rsplit(".", 1)[0]: w.numel() for name, w in params.items()}
         unknown = sorted(set(self.layer_scale) - set(layers))
@@ -194,7 +199,7 @@ class Pruner(Strategy):
         if self.distribution is not None:
             shapes = {name: tuple(s.shape) for name, s in scores.items()}
             sparsities = layer_budget.layer_sparsities(
-                self.distribution, shapes, target.sparsity, self.erk_power_scale
+                self.distribution, shapes, target.sparsity, self.erk_power_scale, self.curves
             )
             return select_per_layer(scores, sparsities, existing)
         return select(scores, target, self.scope, existing, self.layer_scale)

@@ -1,4 +1,5 @@
-"""Layer budgets: per-layer sparsities from a rule (uniform, ERK, ERK+) for a total target.
+"""Layer budgets: per-layer sparsities from a rule (uniform, ERK, ERK+, sensitivity) for a
+total target.
 
 budget.select_per_layer then keeps the top scores of each layer at these sparsities.
 
@@ -21,6 +22,10 @@ as in RigL's runs (prune_last_layer=True, last_layer_sparsity=-1), where Liu et 
 keeps the classifier dense instead (fc_density=1).
 
 uniform: every layer at the target (RigL's `get_sparsities_uniform`): scope=layer's masks.
+
+sensitivity: from each layer's measured accuracy drop when pruned alone (`sweeplab
+sensitivity`), the sparsities that meet the target with the least summed predicted drop
+(sweeplab.pruning.allocation); the engine attaches the curves to the pruner.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from sweeplab.errors import SweeplabError, check_number
+from sweeplab.pruning.allocation import Curve, sensitivity_sparsities
 
-DISTRIBUTIONS = ("uniform", "erk", "erk_plus")
+DISTRIBUTIONS = ("uniform", "erk", "erk_plus", "sensitivity")
 
 
 def erk_densities(
@@ -78,19 +84,23 @@ def layer_sparsities(
     shapes: Mapping[str, Sequence[int]],
     sparsity: float,
     power_scale: float | None = None,
+    curves: Mapping[str, Curve] | None = None,
 ) -> dict[str, float]:
     """Each layer's sparsity under `distribution` for a total target `sparsity`.
 
     Args:
-        distribution: uniform, erk or erk_plus.
+        distribution: uniform, erk, erk_plus or sensitivity.
         shapes: parameter name -> weight shape, in model order (the first is erk_plus's dense one).
         sparsity: the target over all these weights.
         power_scale: erk_power_scale (None: 1, RigL's default).
+        curves: sensitivity only: parameter name -> (rate, accuracy drop) points.
     Returns:
         name -> sparsity in [0, 1].
     """
     if distribution == "uniform":
         return {name: sparsity for name in shapes}
+    if distribution == "sensitivity":
+        return sensitivity_sparsities(shapes, sparsity, curves or {})
     first = next(iter(shapes))
     dense = [first] if distribution == "erk_plus" else []
     power = 1.0 if power_scale is None else power_scale
@@ -142,8 +152,8 @@ def check_options(
         )
     if power_scale is None:
         return name, None
-    if name == "uniform":
+    if name in ("uniform", "sensitivity"):
         raise SweeplabError(
-            "pruning.erk_power_scale needs pruning.distribution=erk or erk_plus, not uniform"
+            f"pruning.erk_power_scale needs pruning.distribution=erk or erk_plus, not {name}"
         )
     return name, check_number("pruning.erk_power_scale", power_scale, example="0.5")

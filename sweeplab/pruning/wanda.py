@@ -125,7 +125,7 @@ class Wanda(LayerwisePruner):
             return {n: sparsity for n in params}
         shapes = {n: tuple(w.shape) for n, w in params.items()}
         return layer_budget.layer_sparsities(
-            self.distribution, shapes, sparsity, self.erk_power_scale
+            self.distribution, shapes, sparsity, self.erk_power_scale, self.curves
         )
 
     def plan(

@@ -30,6 +30,7 @@ from sweeplab.reproduce.schema import Paper, check_paper
 from sweeplab.results import store
 from sweeplab.results.format import thread_counts
 from sweeplab.results.rows import load_rows
+from sweeplab.results.sensitivity import ordinary
 
 # ---------------------------------------------------------------------------- sweep rows
 
@@ -53,7 +54,7 @@ def _column(df: pd.DataFrame, key: str) -> pd.Series:
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[_column(df, "status") == "ok"]
+    return ordinary(df[_column(df, "status") == "ok"])  # sensitivity rows: curves, not runs
 
 
 def select_manifest_rows(df: pd.DataFrame, run_ids: Iterable[str]) -> Selection:

@@ -16,6 +16,7 @@ import pandas as pd
 from sweeplab.errors import SweeplabError
 from sweeplab.results.filters import columns_hint
 from sweeplab.results.pareto import COSTS, FRONT, mark_best, mark_fronts
+from sweeplab.results.sensitivity import ordinary
 from sweeplab.results.series import DENSE, LABEL_COLUMNS, card_labels, is_dense, natural_rank
 from sweeplab.results.spread import QUARTILE_COLUMNS, known, row_bounds
 
@@ -78,6 +79,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = (), delta: float = DEFAULT_D
     Returns:
         Summary; its points are empty when no row is ok.
     """
+    df = ordinary(df)  # sensitivity rows are curves, not runs (results.sensitivity)
     groups = [*GROUP, *(b for b in by if b not in GROUP)]
     for key in groups:
         if key not in df.columns:

@@ -94,6 +94,7 @@ def table(
 def plot(rows: pd.DataFrame, out_dir: str | Path, by: Sequence[str] = ()) -> list[Path]:
     """Write the report's plots (PNG and SVG) of these rows into out_dir; returns the files."""
     from sweeplab.results.plots import write_plots
+    from sweeplab.results.sensitivity import ordinary
 
-    ok = rows[rows["status"] == "ok"]
+    ok = ordinary(rows[rows["status"] == "ok"])
     return write_plots(summarize(rows, by), ok, out_dir)

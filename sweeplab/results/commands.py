@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from sweeplab.results.analysis import Summary
 
 
+def delta_points(text: str) -> float:
+    """`--delta`'s argparse type: accuracy points, a number >= 0."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, e.g. --delta 1") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0 accuracy points, e.g. --delta 1")
+    return value
+
+
 @dataclass
 class Selection:
     """Which rows a command reads and how it aggregates them.
@@ -53,12 +66,19 @@ def _rows(sel: Selection) -> pd.DataFrame:
 
 
 def _summary(sel: Selection, rows: pd.DataFrame) -> Summary:
-    """Aggregates of the selected rows; raises when none of them finished."""
+    """Aggregates of the selected rows of runs (sensitivity rows left out); raises when none
+    of them finished."""
     from sweeplab.results.analysis import summarize
+    from sweeplab.results.sensitivity import is_sensitivity
 
     summary = summarize(rows, by=sel.by, delta=sel.delta)
     if summary.points.empty:
         where = " ".join(sel.where) or "(no filter)"
+        if is_sensitivity(rows).all():
+            raise SweeplabError(
+                f"the rows in {sel.results_dir} matching {where} are sensitivity rows only; "
+                "show them with sweeplab table --view sensitivity (or sweeplab report)"
+            )
         raise SweeplabError(
             f"no finished runs in {sel.results_dir} match {where}: "
             f"{summary.failed} matching run(s) failed; see their rows' error field"
@@ -96,17 +116,38 @@ def table(sel: Selection, fmt: str = "md", view: str = "all", baseline: str | No
     Args:
         sel: the rows and aggregation.
         fmt: md | csv | latex | json.
-        view: all | pivot | points | best | compare.
+        view: all | pivot | points | best | compare, or sensitivity: the curves of the
+            sensitivity rows (`sweeplab sensitivity`), which every other view leaves out.
         baseline: the strategy (series) the compare view compares with.
     """
     from sweeplab.results.render import render
+    from sweeplab.results.sensitivity import ordinary
 
     rows = _rows(sel)
+    if view == "sensitivity":
+        sys.stdout.write(_curves(rows, fmt))
+        return 0
     summary = _summary(sel, rows)
     sys.stdout.write(render(summary, fmt, view, sel.pivot, baseline))
+    rows = ordinary(rows)
     _report_failed(rows, sel.results_dir)
     _report_threads(rows)
     return 0
+
+
+def _curves(rows: pd.DataFrame, fmt: str) -> str:
+    """`--view sensitivity`: the sensitivity rows' curves as text, a line per layer."""
+    from sweeplab.results import sensitivity
+    from sweeplab.results.render import to_latex, to_markdown
+
+    if sensitivity.curve_frame(rows).empty:
+        raise SweeplabError(
+            "no finished sensitivity rows among the selected rows; measure them with "
+            "sweeplab sensitivity and the overrides of your runs (e.g. model=lenet5 seed=0)"
+        )
+    if fmt in ("md", "latex"):
+        return (to_markdown if fmt == "md" else to_latex)(sensitivity.blocks(rows))
+    return sensitivity.text(rows, fmt)
 
 
 def report(
@@ -130,14 +171,22 @@ def report(
         wandb_project: also log the report to this W&B project (None: don't).
         baseline: also show the paired comparison against this strategy.
     """
+    from sweeplab.results import sensitivity_report
     from sweeplab.results.report import write_report
+    from sweeplab.results.sensitivity import ordinary
 
     check_new_path(output, "-o")  # before any row is read, not after the work
     rows = _rows(sel)
+    runs = ordinary(rows)
+    part = sensitivity_report.section(rows, output, plots)
+    if part.html and not (runs["status"] == "ok").any():  # sensitivity rows alone
+        page = sensitivity_report.write_page(part, output, title or f"sweeplab: {sel.results_dir}")
+        print(f"report: {page.html} (sensitivity only; {len(page.plots)} plot files)")
+        return 0
     summary = _summary(sel, rows)
     written = write_report(
         summary,
-        rows,
+        runs,
         sel.results_dir,
         output,
         layer_run=layer_run,
@@ -145,6 +194,7 @@ def report(
         plots=plots,
         pivot=sel.pivot,
         baseline=baseline,
+        extra=(part.html, part.files),
     )
     print(f"report: {written.html} ({len(written.plots)} plot files in {written.plot_dir})")
     if wandb_project is not None:

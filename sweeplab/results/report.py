@@ -51,7 +51,8 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _table_html(t: Table) -> str:
+def table_html(t: Table) -> str:
+    """A table as an HTML figure; rows carry their strategy (the page's filter reads it)."""
     head = "".join(
         f'<th class="{"num" if a == "r" else "txt"}">{_e(h)}</th>'
         for h, a in zip(t.headers, t.align, strict=True)
@@ -91,11 +92,13 @@ def pick_layer_run(summary: Summary, rows: pd.DataFrame, run_id: str | None) -> 
 
 
 def render_html(summary: Summary, data: dict[str, Any], plot_files: list[str],
-                pivot: str = "sparsity", baseline: str | None = None) -> str:  # fmt: skip
-    """The whole page: styles, tables, embedded data and script, nothing fetched."""
+                pivot: str = "sparsity", baseline: str | None = None,
+                extra: str = "") -> str:  # fmt: skip
+    """The whole page: styles, tables, embedded data and script, nothing fetched; `extra`:
+    sections after the tables (the sensitivity section)."""
     sections = []
     for i, block in enumerate(blocks(summary, "all", pivot, baseline)):
-        tables = "".join(_table_html(t) for t in block.tables)
+        tables = "".join(table_html(t) for t in block.tables)
         sections.append(
             f'<section class="group" data-data="{_e(block.values["data"])}" data-group="{i}">'
             f"<h2>{_e(block.title)}</h2>{tables}</section>"
@@ -112,7 +115,7 @@ def render_html(summary: Summary, data: dict[str, Any], plot_files: list[str],
         title=title,
         n_runs=len(data["runs"]),
         n_groups=len(data["groups"]),
-        sections="".join(sections),
+        sections="".join(sections) + extra,
         static=static,
         data=script_json(data),
         style=asset("report.css"),
@@ -131,6 +134,7 @@ def write_report(
     plots: bool = True,
     pivot: str = "sparsity",
     baseline: str | None = None,
+    extra: tuple[str, list[Path]] = ("", []),
 ) -> Written:
     """Write the HTML dashboard and, next to it, the PNG/SVG plots.
 
@@ -144,6 +148,7 @@ def write_report(
         plots: write the PNG/SVG files.
         pivot: pivot table columns, sparsity or compression.
         baseline: also show the paired comparison against this strategy (--view compare).
+        extra: more sections' HTML and the plot files they wrote (the sensitivity section).
     Returns:
         Written: the paths.
     """
@@ -158,8 +163,8 @@ def write_report(
         path = store.row_path(results_dir, rid)
         layers[rid] = store.read_row(path).get("layer_sparsity") if path.exists() else None
     data = payload(summary, title or f"sweeplab: {results_dir}", chosen, layers)
-    plot_dir = html_path.parent / f"{html_path.stem}_plots"
-    files: list[Path] = []
+    plot_dir = plot_folder(html_path)
+    files: list[Path] = list(extra[1])
     if plots:
         from sweeplab.results.plots import write_plots
 
@@ -170,12 +175,17 @@ def write_report(
             "strategy": data["series"][run["s"]]["name"],
             "sparsity_requested": run["sreq"],
         }
-        files = write_plots(summary, ok, plot_dir, layer_row, [g["title"] for g in data["groups"]])
+        files += write_plots(summary, ok, plot_dir, layer_row, [g["title"] for g in data["groups"]])
     rel = [str(p.relative_to(html_path.parent)) for p in files]
     tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(render_html(summary, data, rel, pivot, baseline), encoding="utf-8")
+    tmp.write_text(render_html(summary, data, rel, pivot, baseline, extra[0]), encoding="utf-8")
     tmp.replace(html_path)  # readers never see half a page; mode from the umask, as for plots
     return Written(html_path, plot_dir, files, chosen)
+
+
+def plot_folder(output: str | Path) -> Path:
+    """Where a report written to `output` puts its plot files: <output stem>_plots/ beside it."""
+    return Path(output).parent / f"{Path(output).stem}_plots"
 
 
 def asset(name: str) -> str:
