@@ -114,7 +114,7 @@ def test_a_stacked_sweep_killed_mid_group_resumes(tmp_path: Path, cli) -> None:
     killed.wait(timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert rows_in(res) == []  # no run had finished
-    resumed = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    resumed = cli([*sweep, STACKED, f"paths.results_dir={res}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "sweep: 4 ok" in resumed.stdout
     plain = cli([*sweep, f"paths.results_dir={tmp_path / 'plain'}"], cwd=tmp_path)
