@@ -485,7 +485,7 @@ CONFIG_CASES = {
     # -- the command line itself -----------------------------------------------------------
     "unknown_launcher": (
         ["hydra/launcher=slurm"],
-        "unknown hydra/launcher 'slurm'; choose one of: basic, joblib, submitit_local, "
+        "unknown hydra/launcher 'slurm'; choose one of: basic, joblib, stacked, submitit_local, "
         "submitit_slurm (or add conf/hydra/launcher/slurm.yaml)",
     ),
     "unknown_sweeper": (  # 'sampler' is a folder of samplers, not a sweeper

@@ -117,7 +117,8 @@ def test_a_stacked_sweep_killed_mid_group_resumes(tmp_path: Path, cli) -> None:
     resumed = cli([*sweep, STACKED, f"paths.results_dir={res}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "sweep: 4 ok" in resumed.stdout
-    plain = cli([*sweep, f"paths.results_dir={tmp_path / 'plain'}"], cwd=tmp_path)
+    plain_dir = f"paths.results_dir={tmp_path / 'plain'}"  # the same cached dense models
+    plain = cli([*sweep, plain_dir, f"paths.cache_dir={res / 'cache'}"], cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr[-3000:]
     reference = rows(tmp_path / "plain")
     for rid, row in rows(res).items():
