@@ -1,7 +1,8 @@
 """`sweeplab reproduce NAME`: run a paper's experiment, then print paper vs. ours, cell by cell.
 
-This module finds experiments, runs the sweep with a manifest of its run ids, picks those rows
-from load_rows' DataFrame and writes the table; the block's schema is reproduce.schema, its
+This module finds experiments, runs the block's `before:` sweeps (e.g. `sweeplab sensitivity`,
+whose curves the sweep's runs read), then the sweep, each with a manifest of its run ids, picks
+those rows (reproduce.selection) and writes the table; the block's schema is reproduce.schema, its
 values reproduce.values, its rules reproduce.rules and its table reproduce.render. torch is
 imported only to ask whether a GPU-tier run has its GPU.
 """
@@ -9,94 +10,30 @@ imported only to ask whether a GPU-tier run has its GPU.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from sweeplab.configs import CONF, check_choices, experiment_files
 from sweeplab.errors import SweeplabError
 from sweeplab.reproduce.render import compute_minutes, evaluate_cells, render
 from sweeplab.reproduce.rules import fmt
 from sweeplab.reproduce.schema import Paper, check_paper
+from sweeplab.reproduce.selection import (
+    Selection,
+    column,
+    ok_rows,
+    phase_seconds,
+    select_manifest_rows,
+)
 from sweeplab.results import store
 from sweeplab.results.format import thread_counts
 from sweeplab.results.rows import load_rows
-from sweeplab.results.sensitivity import ordinary
-
-# ---------------------------------------------------------------------------- sweep rows
-
-
-def base_run_id(run_id: str) -> str:
-    """The run a row belongs to: an iterative run's round rows are `<run_id>-r<k>`."""
-    return re.sub(r"-r\d+$", "", run_id)
-
-
-@dataclass
-class Selection:
-    """The rows of one sweep: ok ones to evaluate, and one line per failed or missing run."""
-
-    rows: pd.DataFrame
-    failed: list[str]
-
-
-def _column(df: pd.DataFrame, key: str) -> pd.Series:
-    """A column, or nulls where no row has it (a results dir of old or failed rows)."""
-    return df[key] if key in df else pd.Series(None, index=df.index, dtype=object)
-
-
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return ordinary(df[_column(df, "status") == "ok"])  # sensitivity rows: curves, not runs
-
-
-def select_manifest_rows(df: pd.DataFrame, run_ids: Iterable[str]) -> Selection:
-    """Rows of the runs a sweep listed in its manifest (round rows and dense rows included).
-
-    Args:
-        df: every row of the results dir (load_rows).
-        run_ids: the manifest: one run id per job of the sweep.
-    Returns:
-        The ok rows, and `run_id: error` for each listed run that failed or wrote no row.
-    """
-    ids = set(run_ids)
-    run_id = _column(df, "run_id").map(str)
-    mine = run_id.map(base_run_id).isin(ids)
-    dense_ids = set(_column(df, "dense_id")[mine].dropna())
-    dense = (_column(df, "strategy") == "dense") & _column(df, "dense_id").isin(dense_ids) & ~mine
-    rows = df[mine | dense]
-    errors = _column(rows, "error").map(lambda e: e if isinstance(e, str) and e else "failed")
-    failed = [
-        f"{rid}: {error}"
-        for rid, error, status in zip(
-            _column(rows, "run_id"), errors, _column(rows, "status"), strict=True
-        )
-        if status != "ok"
-    ]
-    have = set(run_id[mine])
-    failed += [f"{rid}: no row written (see the sweep's output)" for rid in sorted(ids - have)]
-    return Selection(_ok(rows), failed)
-
-
-def phase_seconds(results_dir: str, rows: pd.DataFrame) -> list[dict[str, float]]:
-    """Each row's `seconds` (phase -> wall seconds), read from its row file: load_rows leaves
-    that field out of its index."""
-    out = []
-    for rid in _column(rows, "run_id"):
-        path = store.row_path(results_dir, str(rid))
-        row = store.read_row(path) if path.is_file() else {}
-        out.append(row.get("seconds") or {})
-    return out
-
-
-# ---------------------------------------------------------------------------- the command
 
 
 def paper_blocks(overrides: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
@@ -154,16 +91,19 @@ def compose_experiment(name: str, overrides: list[str]) -> tuple[Any, str]:
         ) from None
 
 
-def run_sweep(name: str, overrides: list[str], results_dir: str) -> tuple[int, list[str]]:
+def run_sweep(
+    name: str, overrides: list[str], results_dir: str, command: str = "run"
+) -> tuple[int, list[str]]:
     """Run the experiment's sweep in a subprocess (output streams through); returns its exit
-    code and the run ids of its jobs, read from a manifest file each job appends to.
+    code and the run ids of its jobs, read from a manifest file each job appends to (none for
+    `command` sensitivity, whose rows are curves).
 
     The manifest lives in the results dir, not /tmp, so cluster jobs (submitit) can reach it.
     """
     store.check_writable(results_dir)
     fd, manifest = tempfile.mkstemp(dir=results_dir, prefix=f".reproduce-{name}-", suffix=".ids")
     os.close(fd)
-    cmd = [sys.executable, "-m", "sweeplab.cli", "run", "-m", f"experiment={name}", *overrides]
+    cmd = [sys.executable, "-m", "sweeplab.cli", command, "-m", f"experiment={name}", *overrides]
     try:
         proc = subprocess.Popen(cmd, env={**os.environ, store.MANIFEST_ENV: manifest})
         try:
@@ -215,7 +155,7 @@ def reproduce(name: str, overrides: list[str], *, run: bool = True, smoke: bool 
     command = shlex.join(["sweeplab", "reproduce", name, *overrides])
     if not run:
         df = load_rows(results_dir)
-        ok = _ok(df[_column(df, "experiment") == name])
+        ok = ok_rows(df[column(df, "experiment") == name])
         note = (
             f"every ok row with experiment={name} in {results_dir} ({len(ok)}; --no-run: "
             "no manifest, so rows of older versions of this experiment count too)"
@@ -237,7 +177,14 @@ def reproduce(name: str, overrides: list[str], *, run: bool = True, smoke: bool 
         f"about {fmt(paper.minutes)} min cold" + (f"; smoke run ({reason})" if reason else ""),
         flush=True,
     )
-    rc, ids = run_sweep(name, [*overrides, *extra], results_dir)
+    rc, ids = 0, []
+    for command_name, *step in [*paper.before, ("run",)]:
+        if step or command_name != "run":
+            print(f"before the sweep: sweeplab {command_name} {shlex.join(step)}", flush=True)
+        step_rc, step_ids = run_sweep(name, [*step, *overrides, *extra], results_dir, command_name)
+        rc, ids = (step_rc if step_rc == 130 else rc or step_rc), [*ids, *step_ids]
+        if rc == 130:
+            break
     if rc == 130:
         print(
             "sweeplab: interrupted; finished runs are kept, the same command resumes",
@@ -252,7 +199,7 @@ def reproduce(name: str, overrides: list[str], *, run: bool = True, smoke: bool 
         return rc or 1
     selection = select_manifest_rows(load_rows(results_dir), ids)
     if reason:
-        finished = int(_column(selection.rows, "run_id").isin(ids).sum())
+        finished = int(column(selection.rows, "run_id").isin(ids).sum())
         print(f"smoke run ({reason}): {finished} runs ok, checks not evaluated")
         _print_failed(selection.failed)
         return 0 if rc == 0 and not selection.failed else 1
@@ -283,7 +230,7 @@ def _finish(
     rows = selection.rows
     results = evaluate_cells(paper, rows, f"experiment={name}'s rows")
     minutes = compute_minutes(phase_seconds(results_dir, rows))
-    threads = thread_counts(_column(rows, "threads"))
+    threads = thread_counts(column(rows, "threads"))
     text = render(name, paper, results, command, note, minutes, threads)
     print(flush=True)
     sys.stdout.write(text)

@@ -21,6 +21,7 @@ from sweeplab.reproduce.values import DERIVED
 TIERS = ("cpu", "gpu")
 AGGS = ("mean", "median", "min", "max", "std", "count", "last")
 DEFAULT_SMOKE = ("train.epochs=1", "finetune.epochs=1")
+STEP_COMMANDS = ("sensitivity", "run")  # what a `before:` sweep may run
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Paper:
     smoke: list[str]
     values: dict[str, ValueSpec]
     cells: list[Cell]
+    # Sweeps run before the experiment's own, in order: [command, override, ...] each, e.g.
+    # [sensitivity, pruning.sparsity=0.9]: the curves pruning.distribution=sensitivity reads.
+    before: tuple[tuple[str, ...], ...] = ()
 
 
 def _need(block: Mapping[str, Any], key: str, where: str, kinds: tuple[type, ...], fix: str) -> Any:
@@ -155,6 +159,23 @@ def _cell(block: Any, i: int, where: str, names: set[str]) -> Cell:
     return Cell(label, paper, ours, rule, tolerance)
 
 
+def _before(steps: Any, where: str) -> tuple[tuple[str, ...], ...]:
+    example = "e.g. before: [[sensitivity, pruning.sparsity=0.9]]"
+    if not isinstance(steps, list) or not all(
+        isinstance(s, list) and s and all(isinstance(a, str) for a in s) for s in steps
+    ):
+        raise SweeplabError(
+            f"{where}.before={steps!r} must be a list of lists of strings; {example}"
+        )
+    for i, step in enumerate(steps):
+        if step[0] not in STEP_COMMANDS:
+            raise SweeplabError(
+                f"{where}.before[{i}][0]={step[0]!r} is no command a sweep runs; start the step "
+                f"with one of: {', '.join(STEP_COMMANDS)}, {example}"
+            )
+    return tuple(tuple(step) for step in steps)
+
+
 def check_paper(block: Any, where: str = "paper") -> Paper:
     """Validate a `paper:` block; raise a one-line SweeplabError naming the bad key and the fix.
 
@@ -187,4 +208,5 @@ def check_paper(block: Any, where: str = "paper") -> Paper:
     if not isinstance(cells, list) or not cells:
         raise SweeplabError(f"{where}.cells={cells!r} must be a non-empty list of cells")
     checked = [_cell(c, i, f"{where}.cells", set(specs)) for i, c in enumerate(cells)]
-    return Paper(citation, table, setting, tier, minutes, deviations, smoke, specs, checked)
+    before = _before(block.get("before", []), where)
+    return Paper(citation, table, setting, tier, minutes, deviations, smoke, specs, checked, before)
