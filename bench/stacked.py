@@ -12,7 +12,7 @@
 Every pair also compares the rows: same run ids, accuracies within 0.1 points (max and mean
 difference printed). Medians over --repeats; exits 1 when a median misses its target.
 
-    python bench/stacked.py [--repeats 3] [--parts demo mnist gpu] [--mnist DIR]
+    python bench/stacked.py [--repeats 3] [--parts demo mnist gpu] [--mnist DIR] [--threads 1]
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ MNIST = REPO.parent / "shared" / "datasets" / "mnist"
 STACKED = ["hydra/launcher=stacked"]
 MNIST_SWEEP = [
     "data=mnist", "model=lenet300", "pruning=global_magnitude,random",
-    "pruning.sparsity=0.5,0.9,0.98", "seed=0,1", "train.epochs=1", "finetune.epochs=5",
-    "measure.latency=false",
+    "pruning.sparsity=0.5,0.9,0.98", "seed=0,1", "train.epochs=1", "measure.latency=false",
 ]  # fmt: skip
 
 
@@ -161,6 +160,10 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--parts", nargs="+", default=["demo", "mnist", "gpu"])
     p.add_argument("--mnist", type=Path, default=MNIST)
+    # Torch threads per sweep in the mnist part: on a machine shared with other jobs, 2-thread
+    # runs mostly measure OpenMP threads waiting for descheduled peers (one run took 90 s per
+    # LeNet-300-100 epoch beside a 1-thread job); 0 keeps torch's default.
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     ok = True
     with tempfile.TemporaryDirectory(prefix="sweeplab-stacked-") as name:
@@ -176,8 +179,9 @@ def main() -> int:
         elif "mnist" in args.parts:
             cache = tmp / "mnist-cache"  # dense models trained once, read by every sweep
             base = [*MNIST_SWEEP, f"data.root={args.mnist}", f"paths.cache_dir={cache}"]
-            sweep(base, tmp / "mnist-warm", 12)
-            mnist = pair("mnist", base, 12, tmp, args.repeats)
+            base += [f"trainer.threads={args.threads}"] if args.threads else []
+            sweep([*base, "finetune.epochs=0"], tmp / "mnist-warm", 12)  # dense models only
+            mnist = pair("mnist", [*base, "finetune.epochs=5"], 12, tmp, args.repeats)
             print("12 LeNet-300-100 runs on MNIST, 5 finetune epochs:")
             ok &= check("finetune phase", mnist["finetune"], 1.5)
             print(f"  whole sweep (dense cached): median {statistics.median(mnist['wall']):.2f}x")
