@@ -2,8 +2,8 @@
 
 The case they exist for: pruning.distribution=sensitivity reads the curves of `sweeplab
 sensitivity` from the results folder, so a reproduction that allocates by them must measure
-them first. A digits experiment with that sweep fails without its `before:` step and passes
-with it; the block's checks refuse a bad step in one line.
+them first. A digits experiment with that sweep passes with its `before:` step (without it
+the run is refused: tests/test_sensitivity.py); the block's checks refuse a bad step in one line.
 """
 
 from __future__ import annotations
@@ -73,14 +73,10 @@ def _write(folder: Path, name: str, paper: dict[str, Any]) -> None:
 
 def test_before_steps_run_first_and_their_runs_count(tmp_path: Path, capfd) -> None:
     conf, res = tmp_path / "conf", tmp_path / "res"
-    _write(conf, "alone", PAPER)
     _write(conf, "steps", {**PAPER, "before": BEFORE})
     overrides = [f"hydra.searchpath=[file://{conf}]", f"paths.results_dir={res}"]
-    # Without the analysis, the sensitivity run is refused: no table.
-    assert main(["reproduce", "alone", *overrides]) == 1
-    out, err = capfd.readouterr()
-    assert "needs the sensitivity curves" in out + err
-    assert not (res / "tables" / "alone.md").exists()
+    # (Without the analysis the sensitivity run is refused in one line before training:
+    # tests/test_sensitivity.py checks that refusal.)
     assert main(["reproduce", "steps", *overrides]) == 0
     out, err = capfd.readouterr()
     analysis = out.index("before the sweep: sweeplab sensitivity pruning.distribution=null")
