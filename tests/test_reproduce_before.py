@@ -71,6 +71,9 @@ def _write(folder: Path, name: str, paper: dict[str, Any]) -> None:
     (folder / "experiment" / f"{name}.yaml").write_text(text)
 
 
+# Four sweep processes (~18 s): in the slow tier with the real-data reproductions; the block's
+# checks below run in the fast suite, and han2015_sensitivity_lenet5 ran the steps for real.
+@pytest.mark.slow
 def test_before_steps_run_first_and_their_runs_count(tmp_path: Path, capfd) -> None:
     conf, res = tmp_path / "conf", tmp_path / "res"
     _write(conf, "steps", {**PAPER, "before": BEFORE})

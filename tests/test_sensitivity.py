@@ -314,7 +314,7 @@ def test_lower_hull_bridges_dips() -> None:
 
 def test_reproduce_reads_no_sensitivity_rows(mixed: Path) -> None:
     """`reproduce --no-run` takes every ok row of an experiment: not its sensitivity rows."""
-    from sweeplab.reproduce.command import _ok
+    from sweeplab.reproduce.selection import ok_rows as _ok
 
     rows = load_rows(mixed)
     assert len(rows) == 7 and list(_ok(rows)["schedule"]) == ["oneshot"]
