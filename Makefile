@@ -31,7 +31,7 @@ test: setup
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 			>/dev/null 2>&1 || echo "chromium not installed: the report browser test will skip"; \
 	fi
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint:
 	$(BIN)/ruff check sweeplab hydra_plugins tests bench
