@@ -129,3 +129,19 @@ def test_distillation_from_each_variants_own_teacher(digits) -> None:
     assert fit_stacked(reqs) == [None, None]
     for stacked, alone in zip(variants, separate, strict=True):
         assert_same(stacked, alone)
+
+
+def test_group_size_follows_the_memory_estimate(digits) -> None:
+    from sweeplab.engine.stack_jobs import group_limit, variant_bytes
+    from sweeplab.engine.stacking import FitRequest
+
+    cfg = TrainConfig(epochs=1, lr=0.05, batch_size=64)
+    req = FitRequest(request(bn_net(0, 0.5), digits, cfg, 0), ("k",))
+    weights = sum(t.numel() * 4 for t in [*req.kwargs["model"].parameters(),
+                                          *req.kwargs["model"].buffers()])  # fmt: skip
+    one = variant_bytes(req)
+    # Weights, gradients, two optimizer states, and a minibatch's activations on top.
+    assert one > 4 * weights
+    assert group_limit(32, 10 * one)([req] * 40) == 10
+    assert group_limit(32, 1000 * one)([req] * 40) == 32  # max_variants caps it
+    assert group_limit(32, one // 2)([req] * 40) == 1  # never below one variant
