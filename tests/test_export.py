@@ -176,6 +176,11 @@ def test_options_may_come_before_or_after_the_positionals(digits, tmp_path: Path
         ["export", rid, str(tmp_path / "d"), "--results-dir", str(results), "--nope"], tmp_path
     )
     assert bad.returncode == 2 and "unrecognized arguments: --nope" in bad.stderr
+    # `run`'s key for the folder, given to export: one line naming export's own option.
+    runs_way = cli(["export", rid, str(tmp_path / "e"), f"paths.results_dir={results}"], tmp_path)
+    assert runs_way.returncode == 2 and not (tmp_path / "e").exists()
+    (line,) = runs_way.stderr.strip().splitlines()
+    assert f"--results-dir {results}" in line
 
 
 def test_weights_that_are_not_the_rows_are_refused(digits, tmp_path: Path, cli) -> None:

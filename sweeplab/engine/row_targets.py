@@ -75,6 +75,11 @@ def parse_trusted(args: list[str]) -> dict[str, str]:
     trusted: dict[str, str] = {}
     for arg in args:
         key, eq, value = arg.partition("=")
+        if key == "paths.results_dir" and eq:  # `run`'s way of naming the folder, not export's
+            raise SweeplabError(
+                f"{arg!r}: export reads the results folder from --results-dir, e.g. "
+                f"sweeplab export RUN_ID OUT --results-dir {value or 'results'}"
+            )
         if not eq or not key.endswith(f".{_TARGET}") or not value:
             raise SweeplabError(
                 f"{arg!r} is not KEY._target_=CLASS; name your own classes the row uses, e.g. "
