@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import sys
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, open_dict
 
 from sweeplab.configs import CONF
-from sweeplab.engine import interrupts
 from sweeplab.engine.provenance import git_sha, versions
+from sweeplab.engine.task_guard import guarded
 from sweeplab.errors import SweeplabError, check_fraction
 from sweeplab.results import identity, store
 from sweeplab.results.row import ResultRow
@@ -148,24 +147,4 @@ def analyse(cfg: DictConfig) -> str:
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> str:
     """Hydra task: "ok" or "skipped" (the sweeper counts them); errors as engine.task.main."""
-    from sweeplab.engine.task import _multirun
-
-    with interrupts.task():
-        try:
-            return analyse(cfg)
-        except SweeplabError as e:
-            print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
-            if _multirun():
-                raise
-            sys.exit(2)
-        except BaseException as e:
-            if not interrupts.caused_by_interrupt(e):
-                raise
-            if _multirun():
-                raise KeyboardInterrupt from None
-            print(
-                "sweeplab: interrupted; finished points are kept, run the same command to resume",
-                file=sys.stderr,
-                flush=True,
-            )
-            sys.exit(130)
+    return guarded(analyse, cfg, "points")

@@ -51,6 +51,7 @@ class StackedClassifier(LitClassifier):
                  teachers: StackedModel | None = None, **kw: Any) -> None:  # fmt: skip
         super().__init__(model, *args, **kw)
         self.shared = shared  # one batch sequence for every variant
+        self.batch_dim = 0 if shared else 1
         self.augments = augments  # crop_flip generators: one per batch sequence, or none
         self.__dict__["teachers"] = teachers  # not trained: outside the module tree
         self.errors: list[BaseException | None] = [None] * model.k
@@ -76,30 +77,21 @@ class StackedClassifier(LitClassifier):
             loss = a * loss + (1 - a) * t * t * kl
         return loss
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.stepper.chunk(self)
-        x, y = batch
-        dim = 0 if self.shared else 1
-        b = self.cfg.batch_size
-        for xb, yb in zip(x.split(b, dim), y.split(b, dim), strict=True):
-            if self.optimizer_steps >= self.total_steps:
-                self.trainer.should_stop = True
-                break
-            if self.augments and self.shared:
-                xb = crop_flip(xb, self.augments[0])
-            elif self.augments:
-                xb = torch.stack([crop_flip(xb[k], g) for k, g in enumerate(self.augments)])
-            losses = self.variant_losses(xb, yb)
-            self.stepper.minibatch(losses.sum(), self.optimizer_steps + 1)
-            self.optimizer_steps += 1
-            for callback in self._step_callbacks:
-                callback.on_optimizer_step(self, self.optimizer_steps)
-            self._variant_sums = self._variant_sums.to(losses.device) + losses.detach()
-            self._batches += 1
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """The sum of the variants' losses (each variant's gradient is its own); each
+        variant's loss is summed apart for its epoch's check."""
+        if self.augments and self.shared:
+            x = crop_flip(x, self.augments[0])
+        elif self.augments:
+            x = torch.stack([crop_flip(x[k], g) for k, g in enumerate(self.augments)])
+        losses = self.variant_losses(x, y)
+        self._variant_sums = self._variant_sums.to(losses.device) + losses.detach()
+        return losses.sum()
 
     def on_train_epoch_end(self) -> None:
         means = (self._variant_sums / max(self._batches, 1)).tolist()
         self._variant_sums, self._batches = torch.zeros(self.model.k), 0
+        self._loss_sum = torch.zeros(())  # the sum over variants: unused here
         for k, mean in enumerate(means):
             if not math.isfinite(mean) and self.errors[k] is None:
                 self.errors[k] = FloatingPointError(

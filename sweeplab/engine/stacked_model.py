@@ -65,7 +65,7 @@ class StackedModel(nn.Module):
         super().__init__()
         self.k = len(models)
         # Held outside the module tree: only the stacked tensors are this module's parameters.
-        self.__dict__["template"] = detached_copy(models[0])
+        self.__dict__["template"] = detached_copy(models[0]).train(models[0].training)
         params, buffers = stack_module_state(list(models))
         self._names = list(params)
         self._buffer_names = list(buffers)
@@ -82,12 +82,17 @@ class StackedModel(nn.Module):
         buffers = {n: self._buffers[f"b{i}"] for i, n in enumerate(self._buffer_names)}
         return params, buffers  # type: ignore[return-value]
 
+    def train(self, mode: bool = True) -> StackedModel:
+        """Train or eval mode, the template's too (it runs every forward)."""
+        super().train(mode)
+        self.template.train(mode)
+        return self
+
     def _call(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
         return functional_call(self.template, (params, buffers), (x,))
 
     def forward(self, x: Tensor, shared: bool = False) -> Tensor:
         """Logits [K, B, C] of inputs [K, B, ...] (shared=True: one [B, ...] batch for all)."""
-        self.template.train(self.training)
         fn = self._vmapped.get(shared)
         if fn is None:
             fn = self._vmapped[shared] = vmap(self._call, in_dims=(0, 0, None if shared else 0))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 import traceback
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from sweeplab.configs import CONF
 from sweeplab.engine import claims, interrupts, stacking, sweep_position, trainer_settings
 from sweeplab.engine.provenance import git_sha, versions
 from sweeplab.engine.signatures import supplied_arguments, target_name
+from sweeplab.engine.task_guard import guarded
 from sweeplab.errors import SweeplabError
 from sweeplab.results import identity, objectives, store
 from sweeplab.results.format import fraction, num
@@ -238,12 +238,6 @@ def _describe(labels: dict[str, Any]) -> str:
     return " ".join(f"{k}={labels[k]}" for k in keys)
 
 
-def _multirun() -> bool:
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> str | float | list[float]:
     """Hydra task: returns "ok" or "skipped" (the sweeper counts them), or a search's objectives.
@@ -252,29 +246,7 @@ def main(cfg: DictConfig) -> str | float | list[float]:
     the task then returns those values of the run's row, read back from the file so that a
     skipped (already finished) trial reports the same values as when it ran.
     """
-    with interrupts.task():
-        try:
-            return _task(cfg)
-        except SweeplabError as e:
-            # One line, no traceback, no row: the input was wrong, not the run.
-            print(f"sweeplab: error: {e}", file=sys.stderr, flush=True)
-            if _multirun():
-                raise  # the sweeper records it, runs the other jobs, exits non-zero at the end
-            sys.exit(2)
-        except BaseException as e:
-            if not interrupts.caused_by_interrupt(e):
-                raise
-            # Ctrl-C is the user's, not the run's fault: no failed row (execute writes none
-            # for an interrupt), temp files are removed by the writers, and 130 is the shell's
-            # code for SIGINT.
-            if _multirun():
-                raise KeyboardInterrupt from None  # the sweeper stops and says what is kept
-            print(
-                "sweeplab: interrupted; finished runs are kept, run the same command to resume",
-                file=sys.stderr,
-                flush=True,
-            )
-            sys.exit(130)
+    return guarded(_task, cfg, "runs")
 
 
 def _task(cfg: DictConfig) -> str | float | list[float]:

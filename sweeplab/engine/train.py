@@ -118,8 +118,12 @@ class LitClassifier(pl.LightningModule):
         # Found once per fit, not per step: the scales are the same parameters throughout.
         self._bn_scales = bn_scales(self.model) if self.cfg.bn_l1 else []
 
+    batch_dim = 0  # the examples' dimension of a batch
+
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
-        """The training objective for one minibatch."""
+        """The training objective for one minibatch (augmented when the fit augments)."""
+        if self.augment is not None:
+            x = crop_flip(x, self.augment)
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         if self.distill is not None:
@@ -149,14 +153,13 @@ class LitClassifier(pl.LightningModule):
         # ms, ~30% of a LeNet-300-100 step on 2 cores) is paid once per chunk (bench/throughput.py).
         self.stepper.chunk(self)
         x, y = batch
-        for xb, yb in zip(x.split(self.cfg.batch_size), y.split(self.cfg.batch_size), strict=True):
+        b, dim = self.cfg.batch_size, self.batch_dim  # dim 1: a stacked fit's [K, n, ...]
+        for xb, yb in zip(x.split(b, dim), y.split(b, dim), strict=True):
             if self.optimizer_steps >= self.total_steps:
                 # A fit of a step count that is no whole number of epochs (weight rewinding
                 # to step k trains T - k steps) ends inside its last epoch.
                 self.trainer.should_stop = True
                 break
-            if self.augment is not None:
-                xb = crop_flip(xb, self.augment)
             loss = self.loss(xb, yb)
             self.stepper.minibatch(loss, self.optimizer_steps + 1)
             self.optimizer_steps += 1
@@ -245,9 +248,8 @@ def fit(
         index: which fit of the run this is (0 = dense training, r = result r); a replay of a
             fit passes the same index and sees the same batches.
         phase: metric prefix ("dense", "finetune").
-        accelerator: Lightning accelerator ("cpu", "gpu").
-        devices: Lightning devices.
-        logger: a Lightning logger, or None for none.
+        accelerator, devices: Lightning's ("cpu", "gpu"; 1).
+        logger: a Lightning logger, or None.
         validate: run the validation loop each epoch.
         inner_steps: minibatches per Lightning batch (None: settings.inner_steps, 8); speed only.
         lr_window: (start, length) of the cosine curve in optimizer steps (lr rewinding).
